@@ -1,0 +1,55 @@
+"""The FastAPI app factory: one router per resource, JSON errors, pooled database."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+
+from api.deps import Database, Producer
+from api.errors import install_error_handlers
+from api.metrics import PipelineCollector
+from schemas.common import utc_now
+from schemas.settings import Settings
+
+ROUTERS = ("health", "readings", "deadletters", "failures", "devices", "stats", "certificates", "admin")
+
+DESCRIPTION = """\
+rapidtrace: food-market rapid testing and product traceability.
+
+Readers publish strip results over MQTT; this API serves readings, failures and
+their handling workflow, pass-rate statistics, and the certificate chain.
+Authenticate with `Authorization: Bearer <token>`. Errors are
+`{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    database = Database(settings.database_url)
+    producer = Producer(settings)
+    collector = PipelineCollector(settings, database)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        REGISTRY.register(collector)
+        try:
+            yield
+        finally:
+            REGISTRY.unregister(collector)
+            producer.close()
+            database.close()
+
+    app = FastAPI(title="rapidtrace", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.database = database
+    app.state.producer = producer
+    app.state.clock = clock or utc_now
+    install_error_handlers(app)
+    for name in ROUTERS:
+        module = importlib.import_module(f"api.routes.{name}")
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,221 @@
+"""The generic consumer loop: poll → handle a batch in one transaction → commit DB → commit offsets.
+
+Offsets are committed only after the batch's writes are durable, and every
+handler's writes are idempotent, so a crash or a redelivery never loses or
+doubles a record.  A database outage pauses the partitions (staying in the
+group) and retries the same batch until it succeeds; a record the handler
+cannot take even on its own becomes a dead letter with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, KafkaError
+from prometheus_client import Counter, Gauge
+
+from ingest.kafka_out import deadletter_value, make_producer
+from schemas.settings import Settings
+from storage.db import Connection, connect, is_retriable
+
+log = logging.getLogger(__name__)
+
+RECORDS = Counter("rt_consumer_records_total", "Records handled", ["consumer"])
+BATCHES = Counter("rt_consumer_batches_total", "Batches committed", ["consumer"])
+DEADLETTERED = Counter("rt_consumer_deadlettered_total", "Records a consumer could not take", ["consumer"])
+DB_DOWN = Gauge("rt_consumer_db_down", "1 while the consumer waits for the database", ["consumer"])
+
+
+class Handler(Protocol):
+    name: str
+
+    def topics(self, settings: Settings) -> list[str]: ...
+
+    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> Any: ...
+
+    def after_commit(self, result: Any) -> None: ...
+
+
+class PoisonRecord(Exception):
+    """Raised by a handler for a record that can never be written; it becomes a dead letter."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def make_consumer(handler: Handler, settings: Settings) -> KafkaConsumer:
+    if not settings.kafka_bootstrap:
+        raise ValueError("RT_KAFKA_BOOTSTRAP is not set")
+    return KafkaConsumer(
+        *handler.topics(settings),
+        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        group_id=f"{settings.consumer_group_prefix}.{handler.name}",
+        client_id=f"rapidtrace-{handler.name}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.consumer_batch_size,
+        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 4),
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+class ConsumerLoop:
+    """Runs one handler; ``run`` returns when ``stop`` is set (after finishing the batch in hand)."""
+
+    def __init__(self, handler: Handler, settings: Settings, stop: threading.Event) -> None:
+        self.handler = handler
+        self.settings = settings
+        self.stop = stop
+        self._conn: Connection | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+
+    # --- connections ---
+    def _db(self) -> Connection:
+        if self._conn is None or self._conn.closed:
+            if not self.settings.database_url:
+                raise ValueError("RT_DATABASE_URL is not set")
+            self._conn = connect(self.settings.database_url, application_name=f"rapidtrace-{self.handler.name}")
+        return self._conn
+
+    def _drop_db(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception as exc:
+                log.debug("closing a broken connection: %s", exc)
+        self._conn = None
+
+    def _dead_letter(self, record: ConsumerRecord, code: str, reason: str) -> None:
+        if self._producer is None:
+            self._producer = make_producer(self.settings, client_id=f"rapidtrace-{self.handler.name}")
+        value = deadletter_value("kafka", record.topic, record.value or b"", code, reason)
+        self._producer.send(self.settings.topic_deadletter, key=record.topic.encode(), value=value).get(timeout=30)
+        DEADLETTERED.labels(self.handler.name).inc()
+        log.warning("%s: dead-lettered %s[%d]@%d: %s", self.handler.name, record.topic, record.partition,
+                    record.offset, reason)
+
+    # --- one batch ---
+    def _write(self, records: list[ConsumerRecord]) -> Any:
+        conn = self._db()
+        try:
+            result = self.handler.handle(conn, records)
+            conn.commit()
+            return result
+        except BaseException:
+            if not conn.closed:
+                conn.rollback()
+            raise
+
+    def _write_one_by_one(self, records: list[ConsumerRecord]) -> list[Any]:
+        results = []
+        for record in records:
+            try:
+                results.append(self._write([record]))
+            except PoisonRecord as exc:
+                self._dead_letter(record, exc.code, exc.reason)
+            except Exception as exc:
+                if is_retriable(exc):
+                    raise
+                self._dead_letter(record, "unwritable", f"{type(exc).__name__}: {exc}")
+        return results
+
+    def process(self, records: list[ConsumerRecord]) -> None:
+        """Write a batch durably (retrying while the database is away), then run after_commit."""
+        attempt = 0
+        while True:
+            try:
+                try:
+                    results = [self._write(records)]
+                except PoisonRecord:
+                    results = self._write_one_by_one(records)
+                except Exception as exc:
+                    if is_retriable(exc):
+                        raise
+                    log.warning("%s: batch of %d failed (%s); isolating the bad record", self.handler.name,
+                                len(records), exc)
+                    results = self._write_one_by_one(records)
+                DB_DOWN.labels(self.handler.name).set(0)
+                break
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                attempt += 1
+                DB_DOWN.labels(self.handler.name).set(1)
+                self._drop_db()
+                delay = min(0.5 * 2 ** min(attempt, 5), 10.0)
+                log.warning("%s: database unavailable (%s); retrying in %.1fs without committing",
+                            self.handler.name, exc, delay)
+                self._keep_membership(delay)
+                if self.stop.is_set():
+                    raise
+        for result in results:
+            self.handler.after_commit(result)
+        RECORDS.labels(self.handler.name).inc(len(records))
+        BATCHES.labels(self.handler.name).inc()
+
+    def _keep_membership(self, delay: float) -> None:
+        """Wait out a database outage while still polling (paused) so the group keeps us."""
+        consumer = self._consumer
+        deadline = time.monotonic() + delay
+        if consumer is None:
+            self.stop.wait(delay)
+            return
+        assigned = consumer.assignment()
+        consumer.pause(*assigned)
+        try:
+            while time.monotonic() < deadline and not self.stop.is_set():
+                consumer.poll(timeout_ms=200)
+        finally:
+            consumer.resume(*assigned)
+
+    # --- the loop ---
+    def run(self) -> None:
+        self._consumer = make_consumer(self.handler, self.settings)
+        log.info("%s: consuming %s", self.handler.name, self.handler.topics(self.settings))
+        try:
+            while not self.stop.is_set():
+                polled = self._consumer.poll(
+                    timeout_ms=self.settings.consumer_poll_timeout_ms, max_records=self.settings.consumer_batch_size
+                )
+                records = [r for batch in polled.values() for r in batch]
+                if not records:
+                    continue
+                try:
+                    self.process(records)
+                except Exception:
+                    if self.stop.is_set():
+                        break  # stopping mid-outage: nothing committed, the batch is redelivered
+                    raise
+                self._commit()
+        finally:
+            self._close()
+
+    def _commit(self) -> None:
+        assert self._consumer is not None
+        try:
+            self._consumer.commit()
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance took our partitions; the writes are idempotent, the next owner re-reads.
+            log.warning("%s: offset commit failed (%s); records will be redelivered", self.handler.name, exc)
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+        self._drop_db()
+
+
+def run(handler: Handler, settings: Settings, stop: threading.Event) -> None:
+    ConsumerLoop(handler, settings, stop).run()

@@ -1,0 +1,351 @@
+"""The failure-handling workflow of DOMAIN.md §3, as code in one place.
+
+Pure: no I/O, no clock of its own (every function takes ``now``).  A failure's
+history is an append-only list of :class:`Event`; its current state is
+derived from them (:func:`current`).  :func:`decide` checks one requested
+action against the rules (state, role, evidence, time windows) and returns
+the event to append, or raises :class:`TransitionRefused` naming the actions
+that are allowed.
+
+Two workflows:
+
+* ``screen`` (positive and suspicious strips)::
+
+    screen_positive -suspend_sale-> sale_suspended       (a positive does this at once)
+    screen_positive -retest_negative-> released          (second strip on site negative)
+    sale_suspended  -object (within 4 h)-> lab_retest
+    sale_suspended  -commission_lab-> lab_retest
+    sale_suspended  -destroy (after 4 h, no objection)-> destroyed
+    lab_retest      -lab_negative-> released (false positive) | -lab_positive-> confirmed
+    confirmed|destroyed -trace-> traced -post-> posted -report-> reported -close-> closed
+    released        -close-> closed
+
+* ``review`` (invalid strips, verdict/cut-off mismatches, anomalies, overdue steps)::
+
+    open -acknowledge-> acknowledged -resolve-> closed    (open -resolve-> closed too)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+
+class Workflow(StrEnum):
+    SCREEN = "screen"
+    REVIEW = "review"
+
+
+class State(StrEnum):
+    SCREEN_POSITIVE = "screen_positive"
+    SALE_SUSPENDED = "sale_suspended"
+    LAB_RETEST = "lab_retest"
+    DESTROYED = "destroyed"
+    RELEASED = "released"
+    CONFIRMED = "confirmed"
+    TRACED = "traced"
+    POSTED = "posted"
+    REPORTED = "reported"
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"
+
+
+class Kind(StrEnum):
+    """What a failure is about (SPEC.md ``GET /v1/failures``)."""
+
+    POSITIVE = "positive"
+    SUSPICIOUS = "suspicious"
+    INVALID = "invalid"
+    VERDICT_MISMATCH = "verdict_mismatch"
+    CUTOFF_MISMATCH = "cutoff_mismatch"
+    INVALID_RATE_DEVICE = "invalid_rate_device"
+    INVALID_RATE_STRIP_LOT = "invalid_rate_strip_lot"
+    SILENT_DEVICE = "silent_device"
+    OVERDUE = "overdue"
+
+
+SCREEN_KINDS = frozenset({Kind.POSITIVE, Kind.SUSPICIOUS})
+ROLES = frozenset({"operator", "regulator", "system"})
+RAISED = "raised"
+
+
+def workflow_of(kind: Kind) -> Workflow:
+    return Workflow.SCREEN if kind in SCREEN_KINDS else Workflow.REVIEW
+
+
+def initial_state(kind: Kind) -> State:
+    return State.SCREEN_POSITIVE if kind in SCREEN_KINDS else State.OPEN
+
+
+class Window(StrEnum):
+    """A time guard on an action, relative to the objection deadline."""
+
+    ANY = "any"
+    BEFORE_OBJECTION_DEADLINE = "before_objection_deadline"
+    AFTER_OBJECTION_DEADLINE = "after_objection_deadline"
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    sources: frozenset[State]
+    target: State
+    roles: frozenset[str]
+    evidence: tuple[str, ...] = ()
+    window: Window = Window.ANY
+
+
+def _t(
+    action: str,
+    sources: set[State],
+    target: State,
+    roles: set[str],
+    evidence: tuple[str, ...] = (),
+    window: Window = Window.ANY,
+) -> Transition:
+    return Transition(action, frozenset(sources), target, frozenset(roles), evidence, window)
+
+
+_OPS = {"operator", "regulator"}
+S = State
+
+TRANSITIONS: dict[Workflow, tuple[Transition, ...]] = {
+    Workflow.SCREEN: (
+        _t("suspend_sale", {S.SCREEN_POSITIVE}, S.SALE_SUSPENDED, _OPS | {"system"}),
+        _t("retest_negative", {S.SCREEN_POSITIVE}, S.RELEASED, _OPS, ("note", "retest_reading_id")),
+        _t("object", {S.SALE_SUSPENDED}, S.LAB_RETEST, _OPS, ("note",), Window.BEFORE_OBJECTION_DEADLINE),
+        _t("commission_lab", {S.SALE_SUSPENDED}, S.LAB_RETEST, {"regulator"}, ("note",)),
+        _t("destroy", {S.SALE_SUSPENDED}, S.DESTROYED, _OPS, ("photo_ref", "note"), Window.AFTER_OBJECTION_DEADLINE),
+        _t("lab_negative", {S.LAB_RETEST}, S.RELEASED, _OPS, ("lab_report_no",)),
+        _t("lab_positive", {S.LAB_RETEST}, S.CONFIRMED, _OPS, ("lab_report_no",)),
+        _t("trace", {S.CONFIRMED, S.DESTROYED}, S.TRACED, _OPS, ("note",)),
+        _t("post", {S.TRACED}, S.POSTED, _OPS, ("photo_ref",)),
+        _t("report", {S.POSTED}, S.REPORTED, _OPS, ("note",)),
+        _t("close", {S.REPORTED, S.RELEASED}, S.CLOSED, {"regulator"}, ("note",)),
+    ),
+    Workflow.REVIEW: (
+        _t("acknowledge", {S.OPEN}, S.ACKNOWLEDGED, _OPS),
+        _t("resolve", {S.OPEN, S.ACKNOWLEDGED}, S.CLOSED, _OPS, ("note",)),
+    ),
+}
+
+EVIDENCE_FIELDS = ("note", "photo_ref", "lab_report_no", "retest_reading_id", "report_ref", "vendor_signature_ref")
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Time limits (DOMAIN.md §3).  Only the 4 h and next-day posting are published; the rest are
+    configuration defaults (uncertain)."""
+
+    objection_window: timedelta = timedelta(hours=4)
+    posting_hour_wholesale: int = 8
+    posting_hour_farmers: int = 9
+    timezone: str = "Asia/Shanghai"
+    on_site_retest: timedelta = timedelta(hours=1)
+    disposal_after_objection: timedelta = timedelta(hours=24)
+    lab_turnaround: timedelta = timedelta(days=7)
+    trace_within: timedelta = timedelta(days=1)
+    report_within: timedelta = timedelta(days=1)
+    close_within: timedelta = timedelta(days=2)
+    acknowledge_within: timedelta = timedelta(hours=24)
+    resolve_within: timedelta = timedelta(days=3)
+    closure_target: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One append-only entry of a failure's history."""
+
+    action: str
+    from_state: State | None
+    to_state: State
+    actor: str
+    role: str
+    at: datetime
+    note: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Status:
+    state: State
+    since: datetime
+    raised_at: datetime
+    suspended_at: datetime | None
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+
+class WorkflowError(Exception):
+    """Base of the refusals; ``status`` is the HTTP status that fits."""
+
+    status = 409
+    code = "workflow_error"
+
+    def __init__(self, message: str, allowed: Sequence[str] = (), details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.allowed = list(allowed)
+        self.details = details or {}
+
+
+class TransitionRefused(WorkflowError):
+    code = "transition_not_allowed"
+
+
+class RoleRefused(WorkflowError):
+    status = 403
+    code = "role_not_allowed"
+
+
+class EvidenceMissing(WorkflowError):
+    status = 422
+    code = "evidence_missing"
+
+
+def raised_event(kind: Kind, at: datetime, actor: str = "flagger", note: str | None = None) -> Event:
+    return Event(RAISED, None, initial_state(kind), actor, "system", at, note)
+
+
+def current(events: Sequence[Event]) -> Status:
+    """The state after the events, in order; the first must be the ``raised`` one."""
+    if not events or events[0].action != RAISED:
+        raise ValueError("a failure history starts with its 'raised' event")
+    state, since, suspended = events[0].to_state, events[0].at, None
+    for event in events[1:]:
+        state, since = event.to_state, event.at
+        if event.to_state is State.SALE_SUSPENDED:
+            suspended = event.at
+    return Status(state, since, events[0].at, suspended)
+
+
+def objection_deadline(status: Status, rules: Deadlines) -> datetime | None:
+    return None if status.suspended_at is None else status.suspended_at + rules.objection_window
+
+
+def _window_open(tr: Transition, status: Status, now: datetime, rules: Deadlines) -> bool:
+    deadline = objection_deadline(status, rules)
+    if tr.window is Window.ANY or deadline is None:
+        return True
+    if tr.window is Window.BEFORE_OBJECTION_DEADLINE:
+        return now <= deadline
+    return now > deadline
+
+
+def allowed_actions(
+    kind: Kind, events: Sequence[Event], role: str, now: datetime, rules: Deadlines | None = None
+) -> list[str]:
+    """Actions ``role`` may take now, in the table's order."""
+    rules = rules or Deadlines()
+    status = current(events)
+    return [
+        tr.action
+        for tr in TRANSITIONS[workflow_of(kind)]
+        if status.state in tr.sources and role in tr.roles and _window_open(tr, status, now, rules)
+    ]
+
+
+def _find(kind: Kind, action: str) -> Transition | None:
+    return next((tr for tr in TRANSITIONS[workflow_of(kind)] if tr.action == action), None)
+
+
+def decide(
+    kind: Kind,
+    events: Sequence[Event],
+    action: str,
+    actor: str,
+    role: str,
+    now: datetime,
+    evidence: dict[str, Any] | None = None,
+    rules: Deadlines | None = None,
+) -> Event:
+    """The event that ``action`` appends, or a :class:`WorkflowError` saying why not."""
+    rules = rules or Deadlines()
+    evidence = {k: v for k, v in (evidence or {}).items() if v not in (None, "")}
+    status = current(events)
+    allowed = allowed_actions(kind, events, role, now, rules)
+    tr = _find(kind, action)
+    if tr is None or status.state not in tr.sources:
+        raise TransitionRefused(
+            f"'{action}' is not allowed from state '{status.state}'", allowed, {"state": status.state.value}
+        )
+    if role not in tr.roles:
+        raise RoleRefused(f"role '{role}' may not '{action}'", allowed, {"roles": sorted(tr.roles)})
+    if not _window_open(tr, status, now, rules):
+        deadline = objection_deadline(status, rules)
+        side = "before" if tr.window is Window.BEFORE_OBJECTION_DEADLINE else "after"
+        raise TransitionRefused(
+            f"'{action}' is only allowed {side} the objection deadline",
+            allowed,
+            {"state": status.state.value, "objection_deadline": deadline.isoformat() if deadline else None},
+        )
+    missing = [name for name in tr.evidence if name not in evidence]
+    if missing:
+        raise EvidenceMissing(f"'{action}' needs {', '.join(missing)}", allowed, {"missing": missing})
+    unknown = sorted(set(evidence) - set(EVIDENCE_FIELDS))
+    if unknown:
+        raise EvidenceMissing(f"unknown evidence field(s): {', '.join(unknown)}", allowed, {"unknown": unknown})
+    note = evidence.pop("note", None)
+    return Event(action, status.state, tr.target, actor, role, now, note, evidence)
+
+
+def _next_day_at(moment: datetime, hour: int, tz: str) -> datetime:
+    local = moment.astimezone(ZoneInfo(tz))
+    day = local.date() + timedelta(days=1)
+    return datetime.combine(day, time(hour), ZoneInfo(tz)).astimezone(UTC)
+
+
+def due_at(status: Status, rules: Deadlines | None = None, wholesale: bool = False) -> datetime | None:
+    """When the step the failure waits on is due; None once closed."""
+    rules = rules or Deadlines()
+    s, since = status.state, status.since
+    if s is State.CLOSED:
+        return None
+    if s is State.TRACED:
+        hour = rules.posting_hour_wholesale if wholesale else rules.posting_hour_farmers
+        return _next_day_at(since, hour, rules.timezone)
+    if s is State.SALE_SUSPENDED:
+        deadline = objection_deadline(status, rules) or since + rules.objection_window
+        return deadline + rules.disposal_after_objection
+    step: dict[State, timedelta] = {
+        State.SCREEN_POSITIVE: rules.on_site_retest,
+        State.LAB_RETEST: rules.lab_turnaround,
+        State.DESTROYED: rules.trace_within,
+        State.CONFIRMED: rules.trace_within,
+        State.POSTED: rules.report_within,
+        State.REPORTED: rules.close_within,
+        State.RELEASED: rules.close_within,
+        State.OPEN: rules.acknowledge_within,
+        State.ACKNOWLEDGED: rules.resolve_within,
+    }
+    return since + step[s]
+
+
+def is_overdue(status: Status, now: datetime, rules: Deadlines | None = None, wholesale: bool = False) -> bool:
+    due = due_at(status, rules, wholesale)
+    return due is not None and now > due
+
+
+def auto_events(kind: Kind, raised_at: datetime) -> list[Event]:
+    """The history a new failure starts with: a positive suspends the sale at once."""
+    events = [raised_event(kind, raised_at)]
+    if kind is Kind.POSITIVE:
+        events.append(
+            Event(
+                "suspend_sale",
+                State.SCREEN_POSITIVE,
+                State.SALE_SUSPENDED,
+                "flagger",
+                "system",
+                raised_at,
+                "positive screen: sale suspended at once",
+            )
+        )
+    return events

@@ -1,0 +1,158 @@
+"""The ingest bridge: MQTT in, Kafka out, acknowledgement only once Kafka has the record.
+
+Wiring only: :func:`ingest.route.route` decides, :mod:`ingest.mqtt_in` and
+:mod:`ingest.kafka_out` move bytes.  A message is acknowledged to the broker
+after Kafka acknowledged its record (the reading, or its dead letter), so a
+reading a device saw acknowledged is never lost.  Kafka failures are retried
+with backoff from a sender thread; the MQTT network thread never blocks on
+Kafka, and nothing a device sends can stop the bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from kafka import KafkaProducer
+from prometheus_client import Counter, Gauge
+
+from ingest.kafka_out import deadletter_value, make_producer
+from ingest.mqtt_in import Ack, MqttSource
+from ingest.route import Rejected, route
+from schemas.common import utc_now
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MESSAGES_IN = Counter("rt_bridge_messages_in_total", "MQTT messages received by the bridge")
+PRODUCED = Counter("rt_bridge_produced_total", "Records acknowledged by Kafka", ["kind"])
+DEADLETTERED = Counter("rt_bridge_deadlettered_total", "Messages turned into dead letters", ["code"])
+KAFKA_RETRIES = Counter("rt_bridge_kafka_retries_total", "Kafka sends retried after an error")
+PENDING = Gauge("rt_bridge_pending", "Messages received but not yet acknowledged to MQTT")
+
+
+@dataclass
+class _Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+    ack: Ack
+    kind: str
+    attempts: int = 0
+    not_before: float = field(default=0.0)
+
+
+class Bridge:
+    def __init__(self, settings: Settings, producer: KafkaProducer | None = None) -> None:
+        self._settings = settings
+        self._producer = producer or make_producer(settings, client_id="rapidtrace-bridge")
+        self._queue: queue.Queue[_Outgoing] = queue.Queue()
+        self._stop = threading.Event()
+        self._accepting = True
+        self._inflight = 0
+        self._lock = threading.Lock()
+        self._sender = threading.Thread(target=self._send_loop, name="bridge-sender", daemon=True)
+        self._source = MqttSource(settings, self.on_message)
+        self.last_kafka_error: str | None = None
+
+    # --- lifecycle ---
+    def start(self) -> None:
+        self._sender.start()
+        self._source.start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._source.connected.wait(timeout)
+
+    def stop(self, flush_timeout: float = 10.0) -> None:
+        """Stop taking messages, let Kafka acknowledge what is in flight, ack those, disconnect.
+
+        Anything still unacknowledged stays with the broker's session and is redelivered next start.
+        """
+        self._accepting = False
+        deadline = time.monotonic() + flush_timeout
+        while time.monotonic() < deadline and (self._inflight or not self._queue.empty()):
+            time.sleep(0.05)
+        self._stop.set()
+        self._sender.join(timeout=2)
+        try:
+            self._producer.flush(timeout=max(0.1, deadline - time.monotonic()))
+        except Exception as exc:
+            log.warning("Kafka flush on stop failed: %s", exc)
+        time.sleep(0.2)  # let paho write the last PUBACKs
+        self._source.stop()
+        self._producer.close(timeout=2)
+
+    @property
+    def pending(self) -> int:
+        return self._inflight
+
+    # --- message path ---
+    def on_message(self, mqtt_topic: str, payload: bytes, ack: Ack) -> None:
+        if not self._accepting:
+            return  # not acknowledged: the broker redelivers it to the next bridge
+        MESSAGES_IN.inc()
+        received_at = utc_now()
+        result = route(mqtt_topic, payload, received_at)
+        if isinstance(result, Rejected):
+            DEADLETTERED.labels(result.code).inc()
+            item = _Outgoing(
+                topic=self._settings.topic_deadletter,
+                key=mqtt_topic.encode(),
+                value=deadletter_value("mqtt", mqtt_topic, payload, result.code, result.reason, received_at),
+                ack=ack,
+                kind="deadletter",
+            )
+        else:
+            item = _Outgoing(self._settings.topic_readings, result.key, result.value, ack, "reading")
+        with self._lock:
+            self._inflight += 1
+        PENDING.set(self._inflight)
+        self._queue.put(item)  # the sender thread talks to Kafka; this network thread never blocks on it
+
+    def _send(self, item: _Outgoing) -> None:
+        try:
+            future = self._producer.send(item.topic, key=item.key, value=item.value)
+        except Exception as exc:  # buffer full, metadata unavailable, broker down
+            self._retry_later(item, exc)
+            return
+        future.add_callback(self._delivered, item)
+        future.add_errback(self._failed, item)
+
+    def _delivered(self, item: _Outgoing, _metadata: object) -> None:
+        item.ack()
+        PRODUCED.labels(item.kind).inc()
+        self.last_kafka_error = None
+        with self._lock:
+            self._inflight -= 1
+        PENDING.set(self._inflight)
+
+    def _failed(self, item: _Outgoing, exc: BaseException) -> None:
+        self._retry_later(item, exc)
+
+    def _retry_later(self, item: _Outgoing, exc: BaseException) -> None:
+        item.attempts += 1
+        backoff = min(
+            self._settings.kafka_retry_backoff_s * 2 ** min(item.attempts - 1, 10),
+            self._settings.kafka_retry_backoff_max_s,
+        )
+        item.not_before = time.monotonic() + backoff
+        self.last_kafka_error = f"{type(exc).__name__}: {exc}"
+        if item.attempts in (1, 10) or item.attempts % 50 == 0:
+            log.warning("Kafka send failed (attempt %d, retry in %.1fs): %s", item.attempts, backoff,
+                        self.last_kafka_error)
+        KAFKA_RETRIES.inc()
+        self._queue.put(item)
+
+    def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            wait = item.not_before - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                return
+            self._send(item)

@@ -1,0 +1,118 @@
+"""The pure core of the bridge: ``(mqtt_topic, payload_bytes)`` → a Kafka record or a rejection.
+
+No I/O here; the MQTT and Kafka adapters call :func:`route` for every message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.common import ID_RE, rfc3339
+from schemas.reading import MAX_PAYLOAD_BYTES, Reading
+
+READING_TOPIC = re.compile(r"^rt/v1/markets/([^/]*)/stations/([^/]*)/devices/([^/]*)/readings$")
+
+# Dead-letter reason codes (stable; documented in the README).
+NOT_UTF8 = "not_utf8"
+NOT_JSON = "not_json"
+TOO_LARGE = "too_large"
+INVALID_READING = "invalid_reading"
+BAD_TOPIC = "bad_topic"
+ID_MISMATCH = "id_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    key: bytes
+    value: bytes
+    reading_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    code: str
+    reason: str
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any] | Rejected:
+    """UTF-8 JSON object, strictly: no NaN/Infinity, no absurd nesting."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(NOT_UTF8, f"payload is not UTF-8: {exc.reason} at byte {exc.start}")
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        return Rejected(NOT_JSON, "payload JSON is nested too deeply")
+    except ValueError as exc:
+        return Rejected(NOT_JSON, f"payload is not valid JSON: {exc}")
+    if not isinstance(obj, dict):
+        return Rejected(NOT_JSON, f"payload must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        path = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{path}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def parse_topic(mqtt_topic: str) -> tuple[str, str, str] | Rejected:
+    match = READING_TOPIC.match(mqtt_topic)
+    if not match:
+        return Rejected(
+            BAD_TOPIC,
+            f"topic {mqtt_topic[:200]!r} is not rt/v1/markets/{{market_id}}/stations/{{station_id}}"
+            "/devices/{device_id}/readings",
+        )
+    ids = (match[1], match[2], match[3])
+    for label, value in zip(("market_id", "station_id", "device_id"), ids, strict=True):
+        if not ID_RE.match(value):
+            return Rejected(BAD_TOPIC, f"topic {label} {value[:80]!r} must be 1-64 chars of [A-Za-z0-9._-]")
+    return ids
+
+
+def route(mqtt_topic: str, payload: bytes, received_at: datetime) -> Accepted | Rejected:
+    """Validate one MQTT message; an accepted one becomes a ``rt.readings.v1`` record."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Rejected(TOO_LARGE, f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    ids = parse_topic(mqtt_topic)
+    if isinstance(ids, Rejected):
+        return ids
+    obj = parse_json_object(payload)
+    if isinstance(obj, Rejected):
+        return obj
+    try:
+        reading = Reading.model_validate(obj)
+    except ValidationError as exc:
+        return Rejected(INVALID_READING, describe_validation_error(exc))
+    for label, topic_value in zip(("market_id", "station_id", "device_id"), ids, strict=True):
+        payload_value = getattr(reading, label)
+        if payload_value is not None and payload_value != topic_value:
+            return Rejected(
+                ID_MISMATCH, f"payload {label} {payload_value!r} disagrees with topic {label} {topic_value!r}"
+            )
+    envelope = {
+        "v": 1,
+        "market_id": ids[0],
+        "station_id": ids[1],
+        "device_id": ids[2],
+        "mqtt_topic": mqtt_topic,
+        "received_at": rfc3339(received_at),
+        "payload": obj,
+    }
+    value = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    return Accepted(key=ids[1].encode(), value=value, reading_id=str(reading.reading_id))

@@ -1,0 +1,85 @@
+"""One typed settings object for every rapidtrace process (env prefix ``RT_``).
+
+Loaded once at start with :func:`load_settings`; tests build one with keyword
+arguments or pass an environment mapping.  A URL left unset means "start the
+embedded component" (``rapidtrace up``) or "not configured" (single parts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RT_", extra="ignore")
+
+    # --- services (unset: embedded, started by `rapidtrace up`) ---
+    database_url: str | None = Field(None, description="PostgreSQL/TimescaleDB DSN")
+    mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]host:port")
+    kafka_bootstrap: str | None = Field(None, description="host:port[,host:port]")
+
+    # --- embedded stack ---
+    data_dir: Path = Path(".rapidtrace")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    mqtt_port: int = 11883
+    kafka_port: int = 19092
+    pg_port: int = 15432
+
+    # --- MQTT (bridge) ---
+    mqtt_protocol: Literal["3.1.1", "5"] = "5"
+    mqtt_client_id: str = "rapidtrace-bridge"
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    # Shared-subscription group (MQTT 5 only); empty disables it.
+    mqtt_shared_group: str = "rapidtrace"
+    mqtt_session_expiry_s: int = 7 * 24 * 3600
+    mqtt_receive_maximum: int = 10000
+    mqtt_topic_filter: str = "rt/v1/markets/+/stations/+/devices/+/readings"
+    mqtt_certificate_filter: str = "rt/v1/markets/+/entry/+/certificates"
+
+    # --- Kafka ---
+    topic_readings: str = "rt.readings.v1"
+    topic_certificates: str = "rt.certificates.v1"
+    topic_alerts: str = "rt.alerts.v1"
+    topic_deadletter: str = "rt.deadletter.v1"
+    topic_partitions: int = 3
+    topic_replication: int = 1
+    kafka_linger_ms: int = 5
+    kafka_compression: Literal["gzip", "lz4", "snappy", "zstd", "none"] = "gzip"
+    kafka_max_poll_interval_ms: int = 300_000
+    kafka_session_timeout_ms: int = 10_000
+    kafka_fetch_max_wait_ms: int = 50
+    kafka_retry_backoff_s: float = 0.5
+    kafka_retry_backoff_max_s: float = 10.0
+
+    # --- consumers ---
+    consumer_batch_size: int = 2000
+    consumer_poll_timeout_ms: int = 200
+    consumer_group_prefix: str = "rapidtrace"
+
+    # --- storage ---
+    timescale_compress_after: str = "7 days"
+    timescale_retention: str = "3 years"
+    timescale_chunk_interval: str = "1 day"
+
+    # --- API ---
+    api_page_max: int = 1000
+    api_page_default: int = 100
+    api_auth: bool = True
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return self.model_copy(update=changes)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the process environment, or from ``env`` when given (tests)."""
+    if env is None:
+        return Settings()
+    values = {k[3:].lower(): v for k, v in env.items() if k.startswith("RT_")}
+    return Settings.model_validate(values)

@@ -1,0 +1,184 @@
+"""Fault scenarios for the simulated fleet (issue 3): every failure kind appears in ``make run``.
+
+Pure and seeded: no I/O, no clock.  The fleet generator calls one hook per
+reading it is about to publish::
+
+    plan = FaultPlan.default(devices=[...], strip_lots=[...], start=now)
+    payload = plan.apply(payload, device_id, now, rng)   # None: the device stays silent
+
+``apply`` draws the verdict at DOMAIN.md §5 rates (settable in :class:`Rates`),
+writes C/T lines (or an inhibition percent) that the server will judge that
+way with the project-default thresholds, and layers the scenarios on top:
+
+* :class:`BadStripLot`: a strip lot whose invalid rate jumps after a point;
+* :class:`SilentReader`: a device that stops publishing for a while;
+* :class:`MismatchingReader`: a device whose own verdict or cut-off disagrees
+  with the server's registry.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain.judging import Thresholds
+from schemas.reading import Verdict
+
+
+@dataclass(frozen=True)
+class Rates:
+    """DOMAIN.md §5 defaults."""
+
+    positive: float = 0.003
+    suspicious: float = 0.003
+    invalid: float = 0.01
+    disagreement: float = 0.001
+
+
+def draw_verdict(rng: random.Random, rates: Rates) -> Verdict:
+    x = rng.random()
+    for verdict, p in (
+        (Verdict.POSITIVE, rates.positive),
+        (Verdict.SUSPICIOUS, rates.suspicious),
+        (Verdict.INVALID, rates.invalid),
+    ):
+        if x < p:
+            return verdict
+        x -= p
+    return Verdict.NEGATIVE
+
+
+def make_lines(verdict: Verdict, rng: random.Random, th: Thresholds | None = None) -> tuple[float, float]:
+    """(c_line, t_line) that ratio-mode judging with ``th`` turns into ``verdict``."""
+    th = th or Thresholds()
+    if verdict is Verdict.INVALID:
+        return round(rng.uniform(0.0, th.c_min * 0.9), 1), round(rng.uniform(0.0, 1500.0), 1)
+    c = round(rng.uniform(max(th.c_min * 5, 600.0), 2500.0), 1)
+    if verdict is Verdict.POSITIVE:
+        ratio = rng.uniform(0.0, th.r_pos * 0.95)
+    elif verdict is Verdict.SUSPICIOUS:
+        span = th.r_neg - th.r_pos
+        ratio = rng.uniform(th.r_pos + 0.2 * span, th.r_neg - 0.2 * span)
+    else:
+        ratio = rng.uniform(th.r_neg * 1.02, 1.4)
+    return c, round(c * ratio, 1)
+
+
+def make_inhibition(verdict: Verdict, rng: random.Random, th: Thresholds | None = None) -> float:
+    th = th or Thresholds()
+    if verdict is Verdict.POSITIVE:
+        return round(rng.uniform(th.inhibition_fail_pct, 95.0), 1)
+    return round(rng.uniform(0.0, th.inhibition_fail_pct * 0.8), 1)
+
+
+def set_verdict(payload: dict[str, Any], verdict: Verdict, rng: random.Random) -> dict[str, Any]:
+    """A copy of ``payload`` whose signal judges as ``verdict``; the device reports the same."""
+    out = {**payload, "signal": dict(payload.get("signal") or {}), "device_result": verdict.value}
+    method = (payload.get("assay") or {}).get("method", "colloidal_gold")
+    if method == "enzyme_inhibition":
+        if verdict in (Verdict.SUSPICIOUS, Verdict.INVALID):
+            verdict = Verdict.NEGATIVE
+            out["device_result"] = verdict.value
+        out["signal"]["inhibition_pct"] = make_inhibition(verdict, rng)
+    else:
+        out["signal"]["c_line"], out["signal"]["t_line"] = make_lines(verdict, rng)
+    return out
+
+
+@dataclass(frozen=True)
+class BadStripLot:
+    """From its ``starts_after``-th strip (or ``starts_at``), this lot fails at ``invalid_rate``."""
+
+    strip_lot: str
+    starts_after: int = 0
+    invalid_rate: float = 0.30
+    seed: int = 0
+    starts_at: datetime | None = None
+
+    def is_invalid(self, index: int, usual_rate: float, now: datetime | None = None) -> bool:
+        """Deterministic per (seed, index): is strip number ``index`` of this lot invalid?"""
+        rng = random.Random(f"{self.seed}:{self.strip_lot}:{index}")
+        bad = index >= self.starts_after and (self.starts_at is None or (now is not None and now >= self.starts_at))
+        return rng.random() < (self.invalid_rate if bad else usual_rate)
+
+
+@dataclass(frozen=True)
+class SilentReader:
+    """A device that publishes nothing in ``[silent_from, silent_from + duration)``."""
+
+    device_id: str
+    silent_from: datetime
+    duration: timedelta = timedelta(hours=3)
+
+    def silent(self, device_id: str, now: datetime) -> bool:
+        return device_id == self.device_id and self.silent_from <= now < self.silent_from + self.duration
+
+
+@dataclass(frozen=True)
+class MismatchingReader:
+    """A device whose own verdict disagrees with the server at ``rate``, or whose cut-off is wrong."""
+
+    device_id: str
+    rate: float = 0.2
+    wrong_cutoff: float | None = 0.60
+
+    def apply(self, payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+        out = {**payload, "assay": dict(payload.get("assay") or {})}
+        if self.wrong_cutoff is not None and out["assay"].get("method", "colloidal_gold") == "colloidal_gold":
+            out["assay"]["cutoff_ratio"] = self.wrong_cutoff
+        if rng.random() < self.rate:
+            out["device_result"] = flip(payload.get("device_result"))
+        return out
+
+
+def flip(device_result: object) -> str:
+    """A verdict that is certainly different from ``device_result``."""
+    return Verdict.POSITIVE.value if device_result == Verdict.NEGATIVE.value else Verdict.NEGATIVE.value
+
+
+@dataclass
+class FaultPlan:
+    """All scenarios of one run, applied per reading by :meth:`apply`."""
+
+    rates: Rates = field(default_factory=Rates)
+    bad_lots: Sequence[BadStripLot] = ()
+    silent: Sequence[SilentReader] = ()
+    mismatching: Sequence[MismatchingReader] = ()
+    _lot_counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def default(
+        cls, devices: Sequence[str], strip_lots: Sequence[str], start: datetime, rates: Rates | None = None
+    ) -> FaultPlan:
+        """One of each scenario: the last strip lot goes bad after 200 strips, the first device goes
+        silent 10 minutes in for 3 hours, the second device reports a wrong cut-off and flips verdicts."""
+        return cls(
+            rates=rates or Rates(),
+            bad_lots=[BadStripLot(strip_lots[-1], starts_after=200)] if strip_lots else [],
+            silent=[SilentReader(devices[0], start + timedelta(minutes=10))] if devices else [],
+            mismatching=[MismatchingReader(devices[1])] if len(devices) > 1 else [],
+        )
+
+    def apply(
+        self, payload: dict[str, Any], device_id: str, now: datetime, rng: random.Random
+    ) -> dict[str, Any] | None:
+        """The payload to publish for this reading, or None when the device is silent now."""
+        if any(s.silent(device_id, now) for s in self.silent):
+            return None
+        out = set_verdict(payload, draw_verdict(rng, self.rates), rng)
+        lot = (out.get("assay") or {}).get("strip_lot")
+        for bad in self.bad_lots:
+            if lot == bad.strip_lot:
+                index = self._lot_counts.get(lot, 0)
+                self._lot_counts[lot] = index + 1
+                if bad.is_invalid(index, 0.0, now) and out["signal"].get("c_line") is not None:
+                    out = set_verdict(out, Verdict.INVALID, rng)
+        if rng.random() < self.rates.disagreement:
+            out["device_result"] = flip(out.get("device_result"))
+        for reader in self.mismatching:
+            if reader.device_id == device_id:
+                out = reader.apply(out, rng)
+        return out

@@ -1,0 +1,375 @@
+"""Publish a simulated fleet over MQTT (paho-mqtt 2.x, QoS 1), paced or flat out.
+
+:class:`Publisher` bounds the messages sent but not yet acknowledged
+(paho silently overwrites queued QoS 1 messages once more than 65,535 are
+unacknowledged: MEASURED.md), remembers when each reading was published for
+latency measurement, and waits for every PUBACK on close.
+:func:`publish_fleet` drives it from a :class:`~simulators.fleet.Fleet`,
+with optional duplicates and malformed messages; :func:`run_simulate` is
+``rapidtrace simulate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from schemas.common import utc_now
+from schemas.settings import Settings
+from simulators.fleet import Fleet, FleetConfig
+from simulators.malformed import MALFORMED_CASES
+
+
+class PublisherError(Exception):
+    """The publisher could not connect or was refused by the broker."""
+
+
+@dataclass(frozen=True)
+class MqttAddress:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def parse_mqtt_url(url: str) -> MqttAddress:
+    """``mqtt://[user:pass@]host[:port]`` (also ``tcp://``; ``mqtts://``/``ssl://`` for TLS)."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not parts.hostname:
+        raise PublisherError(f"not an MQTT URL: {url!r} (expected mqtt://host:port)")
+    tls = parts.scheme in ("mqtts", "ssl")
+    return MqttAddress(parts.hostname, parts.port or (8883 if tls else 1883),
+                       unquote(parts.username) if parts.username else None,
+                       unquote(parts.password) if parts.password else None, tls)
+
+
+@dataclass(frozen=True)
+class PublishStats:
+    sent: int
+    acked: int
+    rejected: int  # PUBACK with a failure reason code (MQTT 5)
+    unacked: int  # still unacknowledged when close() gave up
+    elapsed_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.acked / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class Publisher:
+    """A QoS 1 MQTT publisher with at most ``max_outstanding`` unacknowledged messages."""
+
+    def __init__(self, url: str, protocol: str = "3.1.1", client_id: str | None = None,
+                 max_outstanding: int = 1000, *, record_times: bool = True,
+                 progress: TextIO | None = None, progress_every_s: float = 5.0,
+                 connect_timeout_s: float = 10.0) -> None:
+        if protocol not in ("3.1.1", "5"):
+            raise PublisherError(f"protocol must be '3.1.1' or '5', not {protocol!r}")
+        if not 1 <= max_outstanding <= 65_000:
+            raise PublisherError("max_outstanding must be between 1 and 65,000")
+        self.address = parse_mqtt_url(url)
+        self.protocol = protocol
+        self.max_outstanding = max_outstanding
+        self.connect_timeout_s = connect_timeout_s
+        self.sent_at: dict[str, float] = {}
+        self._record_times = record_times
+        self._progress = progress
+        self._progress_every_s = progress_every_s
+        self._cond = threading.Condition()
+        self._limit = max_outstanding
+        self._sent = self._acked = self._rejected = 0
+        self._connected = threading.Event()
+        self._connect_error: str | None = None
+        self._started = self._last_report = time.monotonic()
+        self._last_acked = 0
+        self._client = self._make_client(client_id or f"rt-sim-{os.getpid()}-{random.getrandbits(24):06x}")
+
+    def _make_client(self, client_id: str) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv5 if self.protocol == "5" else mqtt.MQTTv311)
+        # Unlimited in paho: our own bound (self._limit) keeps paho's queue short, and paho's
+        # per-acknowledgement scan of its queue only runs when its in-flight limit is set.
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(1, 5)
+        if self.address.username is not None:
+            client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls:
+            client.tls_set()
+        client.on_connect = self._on_connect
+        client.on_publish = self._on_publish
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    # --- paho callbacks (network thread) -------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        if reason.is_failure:
+            self._connect_error = f"broker refused the connection: {reason}"
+        else:
+            receive_max = getattr(properties, "ReceiveMaximum", None) if properties else None
+            with self._cond:
+                if receive_max:
+                    self._limit = min(self.max_outstanding, int(receive_max))
+                self._cond.notify_all()
+        self._connected.set()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
+                    properties: Any) -> None:
+        with self._cond:
+            self._acked += 1
+            if reason is not None and reason.is_failure:
+                self._rejected += 1
+            self._cond.notify_all()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        if not self._connected.is_set():
+            self._connect_error = f"disconnected before the connection was accepted: {reason}"
+            self._connected.set()
+
+    # --- API -----------------------------------------------------------------------------------
+
+    def connect(self) -> Publisher:
+        a = self.address
+        try:
+            self._client.connect(a.host, a.port, keepalive=30)
+        except OSError as exc:
+            raise PublisherError(f"cannot reach the MQTT broker at {a.host}:{a.port}: {exc}") from exc
+        self._client.loop_start()
+        if not self._connected.wait(self.connect_timeout_s) or self._connect_error:
+            self._client.loop_stop()
+            reason = self._connect_error or f"no CONNACK within {self.connect_timeout_s:g} s"
+            raise PublisherError(f"MQTT broker {a.host}:{a.port}: {reason}")
+        self._started = self._last_report = time.monotonic()
+        return self
+
+    def publish(self, topic: str, payload: bytes, reading_id: str | None = None,
+                stop: threading.Event | None = None) -> bool:
+        """Publish at QoS 1; blocks while ``max_outstanding`` messages await their PUBACK.
+
+        Returns False, without publishing, when ``stop`` is set while waiting.
+        """
+        with self._cond:
+            while self._sent - self._acked >= self._limit:
+                if stop is not None and stop.is_set():
+                    return False
+                self._cond.wait(0.5)
+            self._sent += 1
+        if reading_id is not None and self._record_times:
+            self.sent_at[reading_id] = time.time()
+        self._client.publish(topic, payload, qos=1)
+        if self._progress is not None and time.monotonic() - self._last_report >= self._progress_every_s:
+            self._report_progress()
+        return True
+
+    @property
+    def outstanding(self) -> int:
+        with self._cond:
+            return self._sent - self._acked
+
+    def stats(self) -> PublishStats:
+        with self._cond:
+            return PublishStats(self._sent, self._acked, self._rejected, self._sent - self._acked,
+                                time.monotonic() - self._started)
+
+    def close(self, timeout_s: float = 60.0) -> PublishStats:
+        """Wait (up to ``timeout_s``) for every PUBACK, then disconnect."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._sent > self._acked and time.monotonic() < deadline:
+                self._cond.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+        stats = self.stats()
+        self._client.disconnect()
+        self._client.loop_stop()
+        return stats
+
+    def __enter__(self) -> Publisher:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _report_progress(self) -> None:
+        now = time.monotonic()
+        s = self.stats()
+        recent = (s.acked - self._last_acked) / max(now - self._last_report, 1e-9)
+        self._last_report, self._last_acked = now, s.acked
+        print(f"simulate: {s.elapsed_s:7.1f}s sent {s.sent:,} acked {s.acked:,} outstanding {s.unacked:,} "
+              f"rate {recent:,.0f}/s (mean {s.rate:,.0f}/s)", file=self._progress, flush=True)
+
+
+class RateLimiter:
+    """Token bucket: ``rate`` tokens a second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate / 20)
+        self._tokens = 1.0
+        self._last = time.monotonic()
+
+    def wait(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return
+            time.sleep((1.0 - self._tokens) / self.rate)
+
+
+@dataclass(frozen=True)
+class SimulateReport:
+    readings: int  # distinct fleet readings published
+    duplicates: int  # re-publications of an earlier reading (same reading_id)
+    malformed: int
+    suppressed: int  # readings a fault scenario suppressed
+    stats: PublishStats
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def publish_fleet(publisher: Publisher, fleet: Fleet, *, rate: float | None = None,
+                  duration_s: float | None = None, count: int | None = None,
+                  duplicates_pct: float = 0.0, malformed_pct: float = 0.0, seed: int = 0,
+                  stop: threading.Event | None = None,
+                  clock: Callable[[], datetime] = utc_now, close_timeout_s: float = 60.0) -> SimulateReport:
+    """Publish until ``count`` ticks, ``duration_s`` seconds or ``stop`` (whichever first), then close.
+
+    Each tick publishes one message: a malformed one (``malformed_pct`` percent), a duplicate of a
+    recent reading (``duplicates_pct`` percent) or a new fleet reading (none when a fault
+    suppresses it).  ``rate`` None or 0 means flat out.
+    """
+    rng = random.Random(seed)
+    limiter = RateLimiter(rate) if rate else None
+    cases = [c for c in MALFORMED_CASES if c.subscribed]
+    recent: deque[tuple[str, bytes]] = deque(maxlen=1000)
+    readings = duplicates = malformed = suppressed = ticks = 0
+    deadline = time.monotonic() + duration_s if duration_s is not None else None
+    try:
+        while (count is None or ticks < count) and not (stop is not None and stop.is_set()):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            ticks += 1
+            if limiter is not None:
+                limiter.wait()
+            draw = rng.random() * 100
+            if draw < malformed_pct:
+                case = rng.choice(cases)
+                malformed += publisher.publish(case.topic, case.payload_bytes, stop=stop)
+            elif draw < malformed_pct + duplicates_pct and recent:
+                duplicates += publisher.publish(*rng.choice(recent), stop=stop)
+            else:
+                item = fleet.reading(clock())
+                if item is None:
+                    suppressed += 1
+                    continue
+                topic, payload = item
+                body = encode(payload)
+                if publisher.publish(topic, body, str(payload.get("reading_id")), stop=stop):
+                    recent.append((topic, body))
+                    readings += 1
+    finally:
+        stats = publisher.close(close_timeout_s)
+    return SimulateReport(readings, duplicates, malformed, suppressed, stats)
+
+
+# --- rapidtrace simulate ----------------------------------------------------------------------
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    d = FleetConfig()
+    add = parser.add_argument
+    add("--mqtt-url", help="broker URL (default: RT_MQTT_URL, else the embedded broker on RT_MQTT_PORT)")
+    add("--protocol", choices=("3.1.1", "5"), default="3.1.1", help="MQTT protocol version")
+    add("--client-id", help="MQTT client id (default: unique per process)")
+    add("--rate", type=float, default=50.0, help="messages per second; 0 = as fast as possible")
+    add("--count", type=int, help="stop after this many messages")
+    add("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    add("--markets", type=int, default=d.markets)
+    add("--stations", type=int, default=d.stations_per_market, help="stations per market")
+    add("--readers", type=int, default=d.readers_per_station, help="readers per station")
+    add("--positive-rate", type=float, default=d.positive_rate, help="fraction, e.g. 0.003")
+    add("--suspicious-rate", type=float, default=d.suspicious_rate, help="fraction")
+    add("--invalid-rate", type=float, default=d.invalid_rate, help="fraction")
+    add("--disagreement-rate", type=float, default=d.disagreement_rate,
+        help="fraction of readings whose device_result disagrees with the ratio rule")
+    add("--duplicates", type=float, default=0.0, help="percent of messages re-publishing a reading")
+    add("--malformed", type=float, default=0.0, help="percent of messages that are malformed")
+    add("--seed", type=int, default=None, help="random seed (default: random)")
+    add("--max-outstanding", type=int, default=1000, help="bound on unacknowledged messages")
+    add("--quiet", action="store_true", help="no progress lines")
+
+
+def fleet_config_from_args(args: argparse.Namespace, seed: int) -> FleetConfig:
+    return FleetConfig(markets=args.markets, stations_per_market=args.stations,
+                       readers_per_station=args.readers, positive_rate=args.positive_rate,
+                       suspicious_rate=args.suspicious_rate, invalid_rate=args.invalid_rate,
+                       disagreement_rate=args.disagreement_rate, seed=seed)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (a second Ctrl-C interrupts at once); main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """``rapidtrace simulate``: returns the process exit code."""
+    url = args.mqtt_url or settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}"
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    fleet = Fleet(fleet_config_from_args(args, seed))
+    stop = threading.Event()
+    try:
+        publisher = Publisher(url, args.protocol, args.client_id, args.max_outstanding,
+                              record_times=False, progress=None if args.quiet else sys.stderr).connect()
+    except PublisherError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    print(f"simulate: {len(fleet.devices)} readers publishing to {url} at "
+          f"{'full speed' if not args.rate else f'{args.rate:g}/s'} (seed {seed})", file=sys.stderr)
+    with _stop_on_signals(stop):
+        report = publish_fleet(publisher, fleet, rate=args.rate, duration_s=args.duration, count=args.count,
+                               duplicates_pct=args.duplicates, malformed_pct=args.malformed, seed=seed,
+                               stop=stop, close_timeout_s=30.0)
+    s = report.stats
+    print(f"simulate: published {report.readings:,} readings, {report.duplicates:,} duplicates, "
+          f"{report.malformed:,} malformed in {s.elapsed_s:.1f}s ({s.rate:,.0f}/s); "
+          f"acked {s.acked:,}, rejected {s.rejected:,}, unacked {s.unacked:,}", file=sys.stderr)
+    return 0 if s.unacked == 0 and s.rejected == 0 else 1

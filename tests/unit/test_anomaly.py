@@ -1,0 +1,141 @@
+"""Invalid-rate anomalies against a subject's own baseline; silent readers in working hours."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.anomaly import (
+    AnomalyRules,
+    Counts,
+    DeviceSeen,
+    in_working_hours,
+    invalid_rate_anomaly,
+    silent_devices,
+    working_time_between,
+)
+
+RULES = AnomalyRules()
+
+
+@pytest.mark.parametrize(
+    ("window", "baseline", "flagged", "source"),
+    [
+        (Counts(50, 10), Counts(1000, 10), True, "own"),  # 20% vs 1%
+        (Counts(50, 1), Counts(1000, 10), False, None),  # 2%: usual
+        (Counts(19, 19), Counts(1000, 10), False, None),  # too few tests in the window
+        (Counts(50, 10), Counts(1000, 100), False, None),  # 20% vs its own usual 10%: < 3x
+        (Counts(50, 10), Counts(10, 5), True, "prior"),  # short history: prior 1%
+        (Counts(50, 4), Counts(1000, 0), False, None),  # 8% < min_window_rate 10%
+        (Counts(20, 2), Counts(1000, 10), True, "own"),  # exactly 10% and 10x baseline, z ≈ 4
+    ],
+)
+def test_invalid_rate(window: Counts, baseline: Counts, flagged: bool, source: str | None) -> None:
+    found = invalid_rate_anomaly(window, baseline, RULES)
+    assert (found is not None) is flagged
+    if found is not None:
+        assert found.baseline_source == source
+        assert "invalid rate" in found.describe()
+
+
+def test_simulated_bad_strip_lot_is_flagged_only_once_it_goes_bad() -> None:
+    """A lot with its usual 1% invalid rate turns bad (30%): the detector fires on the bad window only."""
+    from simulators.faults import BadStripLot
+
+    bad = BadStripLot("CG-BAD", starts_after=2000, invalid_rate=0.30, seed=7)
+    outcomes = [bad.is_invalid(i, usual_rate=0.01) for i in range(2200)]
+    baseline = Counts(2000, sum(outcomes[:2000]))
+    assert invalid_rate_anomaly(Counts(100, sum(outcomes[1900:2000])), baseline) is None
+    assert invalid_rate_anomaly(Counts(100, sum(outcomes[2100:2200])), baseline) is not None
+
+
+SH = timedelta(hours=8)  # Asia/Shanghai offset
+
+
+def _at(day: int, hour: float) -> datetime:
+    """A UTC instant given as Shanghai local day/hour."""
+    return datetime(2026, 11, day, tzinfo=UTC) + timedelta(hours=hour) - SH
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (_at(28, 7), _at(28, 9), timedelta(hours=2)),
+        (_at(28, 17), _at(29, 7), timedelta(hours=2)),  # 17-18 and 06-07
+        (_at(28, 19), _at(29, 5), timedelta(0)),  # night
+        (_at(28, 9), _at(28, 8), timedelta(0)),
+        (_at(27, 6), _at(29, 6), timedelta(hours=24)),
+    ],
+)
+def test_working_time(start: datetime, end: datetime, expected: timedelta) -> None:
+    assert working_time_between(start, end, RULES) == expected
+
+
+def test_working_hours_bounds() -> None:
+    assert in_working_hours(_at(28, 6), RULES)
+    assert not in_working_hours(_at(28, 18), RULES)
+
+
+def _dev(name: str, last: datetime) -> DeviceSeen:
+    return DeviceSeen(name, "m1", "s1", last)
+
+
+@pytest.mark.parametrize(
+    ("last", "now", "silent"),
+    [
+        (_at(28, 9), _at(28, 10), True),  # exactly silence_after of working time
+        (
+            _at(
+                28,
+                9,
+            ),
+            _at(28, 9.9),
+            False,
+        ),
+        (_at(27, 17.5), _at(28, 6.4), False),  # 30 min yesterday + 24 min today
+        (_at(27, 17.5), _at(28, 6.6), True),
+        (_at(28, 9), _at(28, 20), False),  # nobody is expected to test at night
+        (_at(10, 9), _at(28, 10), False),  # retired long ago
+    ],
+)
+def test_silent_devices(last: datetime, now: datetime, silent: bool) -> None:
+    found = silent_devices([_dev("d1", last)], now, RULES)
+    assert bool(found) is silent
+
+
+def test_fault_plan_produces_every_kind() -> None:
+    """The fleet hook yields positives, suspicious, invalid, silence, wrong cut-offs and verdict flips."""
+    import random
+
+    from domain.judging import Signal, Thresholds, judge
+    from schemas.reading import Method, Verdict
+    from simulators.faults import FaultPlan, Rates
+
+    start = _at(28, 8)
+    plan = FaultPlan.default(
+        ["d0", "d1", "d2"], ["L1", "L2"], start, Rates(positive=0.05, suspicious=0.05, invalid=0.05, disagreement=0.01)
+    )
+    rng = random.Random(1)
+    base = {"assay": {"method": "colloidal_gold", "strip_lot": "L1"}, "signal": {}}
+    seen: set[str] = set()
+    silent = 0
+    for i in range(3000):
+        device = f"d{i % 3}"
+        lot = "L2" if i % 2 else "L1"
+        out = plan.apply(
+            {**base, "assay": {**base["assay"], "strip_lot": lot}}, device, start + timedelta(seconds=i), rng
+        )
+        if out is None:
+            silent += 1
+            continue
+        server = judge(
+            Signal(Method.COLLOIDAL_GOLD, out["signal"]["c_line"], out["signal"]["t_line"]), Thresholds()
+        ).verdict
+        seen.add(server.value)
+        if out["device_result"] != server.value:
+            seen.add("verdict_mismatch")
+        if out["assay"].get("cutoff_ratio") == 0.60:
+            seen.add("cutoff_mismatch")
+    assert silent > 0
+    assert {v.value for v in Verdict} | {"verdict_mismatch", "cutoff_mismatch"} <= seen
