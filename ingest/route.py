@@ -57,7 +57,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any] | Rejected:
     except ValueError as exc:
         return Rejected(NOT_JSON, f"payload is not valid JSON: {exc}")
     if not isinstance(obj, dict):
-        return Rejected(NOT_JSON, f"payload must be a JSON object, got {type(obj).__name__}")
+        return Rejected(INVALID_READING, f"payload must be a JSON object, got a JSON {type(obj).__name__}")
     return obj
 
 

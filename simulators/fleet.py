@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from domain.judging import Mode, Thresholds
+
 CHINA_TZ = timezone(timedelta(hours=8))
 TOPIC_TEMPLATE = "rt/v1/markets/{market_id}/stations/{station_id}/devices/{device_id}/readings"
 
@@ -43,7 +45,7 @@ _EEL_BREAM: list[Commodity] = [
 
 
 @dataclass(frozen=True)
-class Analyte:
+class AnalyteProfile:
     code: str
     group: str  # "pesticide" | "beta_agonist" | "aquatic_drug"
     weight: float  # share inside its group
@@ -52,35 +54,27 @@ class Analyte:
     method_standard: str | None = None
 
 
-ANALYTES: tuple[Analyte, ...] = (
-    Analyte("chlorpyrifos", "pesticide", 20, (*_LEAFY, ("豇豆", "vegetable", 3, 5)), True, "KJ 201710"),
-    Analyte("carbofuran", "pesticide", 12, tuple(_VEG_FRUIT), True, "KJ 201710"),
-    Analyte("phorate", "pesticide", 12, (*_VEG_FRUIT, *_LEAFY[:2]), True, "KJ 201710"),
-    Analyte("omethoate", "pesticide", 14, (*_LEAFY, ("韭菜", "vegetable", 3, 6)), True, "KJ 201710"),
-    Analyte("procymidone", "pesticide", 12, (("韭菜", "vegetable", 6, 10), ("番茄", "vegetable", 1, 1),
+ANALYTES: tuple[AnalyteProfile, ...] = (
+    AnalyteProfile("chlorpyrifos", "pesticide", 20, (*_LEAFY, ("豇豆", "vegetable", 3, 5)), True, "KJ 201710"),
+    AnalyteProfile("carbofuran", "pesticide", 12, tuple(_VEG_FRUIT), True, "KJ 201710"),
+    AnalyteProfile("phorate", "pesticide", 12, (*_VEG_FRUIT, *_LEAFY[:2]), True, "KJ 201710"),
+    AnalyteProfile("omethoate", "pesticide", 14, (*_LEAFY, ("韭菜", "vegetable", 3, 6)), True, "KJ 201710"),
+    AnalyteProfile("procymidone", "pesticide", 12, (("韭菜", "vegetable", 6, 10), ("番茄", "vegetable", 1, 1),
                                              ("黄瓜", "vegetable", 1, 1))),
-    Analyte("fenthion", "pesticide", 14, (("豇豆", "vegetable", 1, 1),), True, "KJ 201710"),
-    Analyte("carbendazim", "pesticide", 16, (("杨梅", "fruit", 3, 4), ("葡萄", "fruit", 2, 1),
+    AnalyteProfile("fenthion", "pesticide", 14, (("豇豆", "vegetable", 1, 1),), True, "KJ 201710"),
+    AnalyteProfile("carbendazim", "pesticide", 16, (("杨梅", "fruit", 3, 4), ("葡萄", "fruit", 2, 1),
                                              ("芹菜", "vegetable", 2, 2), ("茭白", "vegetable", 1, 2))),
-    Analyte("clenbuterol", "beta_agonist", 45, tuple(_MEAT), method_standard="KJ 201706"),
-    Analyte("ractopamine", "beta_agonist", 30, tuple(_MEAT[:3]), method_standard="KJ 201706"),
-    Analyte("salbutamol", "beta_agonist", 25, tuple(_MEAT[:3]), method_standard="KJ 201706"),
-    Analyte("malachite_green", "aquatic_drug", 40, tuple(_FISH)),
-    Analyte("enrofloxacin", "aquatic_drug", 30, tuple(_EEL_BREAM)),
-    Analyte("chloramphenicol", "aquatic_drug", 15, (*_FISH[2:], ("猪肉", "meat", 1, 1))),
-    Analyte("nitrofuran_aoz", "aquatic_drug", 15, (*_FISH[2:], ("鸡肉", "meat", 1, 1))),
+    AnalyteProfile("clenbuterol", "beta_agonist", 45, tuple(_MEAT)),
+    AnalyteProfile("ractopamine", "beta_agonist", 30, tuple(_MEAT[:3])),
+    AnalyteProfile("salbutamol", "beta_agonist", 25, tuple(_MEAT[:3])),
+    AnalyteProfile("malachite_green", "aquatic_drug", 40, tuple(_FISH)),
+    AnalyteProfile("enrofloxacin", "aquatic_drug", 30, tuple(_EEL_BREAM)),
+    AnalyteProfile("chloramphenicol", "aquatic_drug", 15, (*_FISH[2:], ("猪肉", "meat", 1, 1))),
+    AnalyteProfile("nitrofuran_aoz", "aquatic_drug", 15, (*_FISH[2:], ("鸡肉", "meat", 1, 1))),
 )
+# The enzyme-inhibition screen detects the class, not one compound (domain/data/analytes.json).
+ENZYME_ANALYTE = "organophosphate_carbamate"
 ENZYME_STANDARD = "GB/T 5009.199"
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Ratio-mode thresholds (DOMAIN.md §1 project defaults, uncertain) and the enzyme rule."""
-
-    c_min: float = 100.0
-    r_pos: float = 0.80
-    r_neg: float = 0.95
-    inhibition_fail_pct: float = 50.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +98,12 @@ class FleetConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.thresholds.mode is not Mode.RATIO:
+            raise ValueError("the fleet draws line intensities for ratio-mode thresholds only")
+        if self.positive_rate + self.suspicious_rate + self.invalid_rate > 1:
+            raise ValueError("positive, suspicious and invalid rates add up to more than 1")
+
 
 @dataclass(frozen=True)
 class Device:
@@ -122,7 +122,7 @@ class Device:
 @dataclass(frozen=True)
 class StripLot:
     lot: str
-    analyte: str
+    analyte: str  # the analyte code the reader reports with this lot
     method: str  # "colloidal_gold" | "enzyme_inhibition"
     thresholds: Thresholds
 
@@ -196,8 +196,8 @@ class Fleet:
         analyte = self._draw_analyte()
         enzyme = (analyte.enzyme_screen and verdict in (NEGATIVE, POSITIVE)
                   and rng.random() < cfg.enzyme_share)
-        method = "enzyme_inhibition" if enzyme else "colloidal_gold"
-        lot = rng.choice(self._lots_by_key[(analyte.code, method)])
+        key = (ENZYME_ANALYTE, "enzyme_inhibition") if enzyme else (analyte.code, "colloidal_gold")
+        lot = rng.choice(self._lots_by_key[key])
         local = now.astimezone(CHINA_TZ)
         sample = self._sample(device, analyte, verdict, local)
         device_result = verdict
@@ -208,7 +208,7 @@ class Fleet:
             "reading_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "measured_at": local.isoformat(timespec="seconds"),
             "sample": sample,
-            "assay": self._assay(analyte, lot),
+            "assay": self._assay(analyte.method_standard, lot),
             "signal": self._signal(verdict, lot),
             "device_result": device_result,
             "operator_id": rng.choice(device.operators),
@@ -227,7 +227,7 @@ class Fleet:
             x -= rate
         return NEGATIVE
 
-    def _draw_analyte(self) -> Analyte:
+    def _draw_analyte(self) -> AnalyteProfile:
         return self.rng.choices(ANALYTES, cum_weights=self._analyte_cum)[0]
 
     def _disagreeing(self, verdict: str, enzyme: bool) -> str:
@@ -235,7 +235,7 @@ class Fleet:
             return NEGATIVE
         return POSITIVE if enzyme else self.rng.choice((POSITIVE, SUSPICIOUS))
 
-    def _sample(self, device: Device, analyte: Analyte, verdict: str, local: datetime) -> dict[str, Any]:
+    def _sample(self, device: Device, analyte: AnalyteProfile, verdict: str, local: datetime) -> dict[str, Any]:
         rng = self.rng
         cum = self._commodity_cum[analyte.code][verdict in (POSITIVE, SUSPICIOUS)]
         commodity, category, _, _ = rng.choices(analyte.commodities, cum_weights=cum)[0]
@@ -264,15 +264,15 @@ class Fleet:
         same = self._pool_by_commodity.get(commodity) or self._pool_by_category.get(category)
         return self.rng.choice(same) if same else None
 
-    def _assay(self, analyte: Analyte, lot: StripLot) -> dict[str, Any]:
+    def _assay(self, method_standard: str | None, lot: StripLot) -> dict[str, Any]:
         rng = self.rng
-        assay: dict[str, Any] = {"analyte": analyte.code, "method": lot.method, "strip_lot": lot.lot}
+        assay: dict[str, Any] = {"analyte": lot.analyte, "method": lot.method, "strip_lot": lot.lot}
         if lot.method == "enzyme_inhibition":
             assay["method_standard"] = ENZYME_STANDARD
             assay["incubation_s"] = 600
         else:
-            if analyte.method_standard:
-                assay["method_standard"] = analyte.method_standard
+            if method_standard:
+                assay["method_standard"] = method_standard
             assay["cutoff_ratio"] = lot.thresholds.r_pos
             assay["incubation_s"] = rng.choice((300, 300, 480, 600))
         assay["temperature_c"] = round(rng.uniform(19.5, 26.5), 1)
@@ -320,7 +320,8 @@ def _lines(rng: random.Random, verdict: str, t: Thresholds) -> dict[str, float]:
 def _inhibition(rng: random.Random, verdict: str, t: Thresholds) -> float:
     if verdict == POSITIVE:
         return round(rng.uniform(t.inhibition_fail_pct + 2, 98.0), 1)
-    return round(rng.uniform(0.0, max(0.0, t.inhibition_fail_pct - 10)), 1)
+    below = min(t.inhibition_fail_pct, t.inhibition_suspicious_pct or 100.0)
+    return round(rng.uniform(0.0, max(0.0, below - 10)), 1)
 
 
 def _build_devices(cfg: FleetConfig, rng: random.Random) -> list[Device]:
@@ -341,8 +342,8 @@ def _build_strip_lots(cfg: FleetConfig) -> list[StripLot]:
     lots = []
     for index, analyte in enumerate(ANALYTES):
         for n in range(1, cfg.lots_per_analyte + 1):
-            suffix = f"2611-{index + 1:02d}{n:02d}"
-            lots.append(StripLot(f"CG{suffix}", analyte.code, "colloidal_gold", cfg.thresholds))
-            if analyte.enzyme_screen:
-                lots.append(StripLot(f"EI{suffix}", analyte.code, "enzyme_inhibition", cfg.thresholds))
+            lots.append(StripLot(f"CG2611-{index + 1:02d}{n:02d}", analyte.code, "colloidal_gold",
+                                 cfg.thresholds))
+    for n in range(1, cfg.lots_per_analyte + 1):
+        lots.append(StripLot(f"EI2611-{n:02d}", ENZYME_ANALYTE, "enzyme_inhibition", cfg.thresholds))
     return lots

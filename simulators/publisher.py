@@ -67,6 +67,7 @@ class PublishStats:
     rejected: int  # PUBACK with a failure reason code (MQTT 5)
     unacked: int  # still unacknowledged when close() gave up
     elapsed_s: float
+    peak_outstanding: int = 0
 
     @property
     def rate(self) -> float:
@@ -94,7 +95,7 @@ class Publisher:
         self._progress_every_s = progress_every_s
         self._cond = threading.Condition()
         self._limit = max_outstanding
-        self._sent = self._acked = self._rejected = 0
+        self._sent = self._acked = self._rejected = self._peak = 0
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self._started = self._last_report = time.monotonic()
@@ -174,6 +175,7 @@ class Publisher:
                     return False
                 self._cond.wait(0.5)
             self._sent += 1
+            self._peak = max(self._peak, self._sent - self._acked)
         if reading_id is not None and self._record_times:
             self.sent_at[reading_id] = time.time()
         self._client.publish(topic, payload, qos=1)
@@ -189,7 +191,7 @@ class Publisher:
     def stats(self) -> PublishStats:
         with self._cond:
             return PublishStats(self._sent, self._acked, self._rejected, self._sent - self._acked,
-                                time.monotonic() - self._started)
+                                time.monotonic() - self._started, self._peak)
 
     def close(self, timeout_s: float = 60.0) -> PublishStats:
         """Wait (up to ``timeout_s``) for every PUBACK, then disconnect."""

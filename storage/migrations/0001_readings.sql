@@ -3,7 +3,7 @@ CREATE TABLE readings (
     reading_id          uuid        NOT NULL,
     measured_at         timestamptz NOT NULL,
     received_at         timestamptz NOT NULL,
-    stored_at           timestamptz NOT NULL DEFAULT now(),
+    stored_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
     market_id           text        NOT NULL,
     station_id          text        NOT NULL,
     device_id           text        NOT NULL,

@@ -1,0 +1,282 @@
+"""``rapidtrace bench``: the whole path, flat out, on real components, with figures.
+
+Starts its own Mosquitto (the project's broker config), Tansu, and a scratch
+database on the given PostgreSQL server; runs the bridge and the storage
+consumers as separate processes exactly as production does; then:
+
+1. components alone (MQTT publish→subscribe, Kafka produce→consume, PostgreSQL insert),
+2. a latency phase at a fixed rate (default 1,000 readings/s): publish → row p50/p95/p99,
+3. a throughput phase flat out (default 60 s): readings/s sustained end to end,
+
+and counts readings lost (acknowledged by the broker, never stored) and
+doubled (stored twice) in every phase, plus each process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.stats import RssSampler, percentiles
+from runtime.embedded import EmbeddedKafka
+from runtime.kafka_topics import ensure_topics
+from runtime.mosquitto import Mosquitto
+from runtime.ports import free_port
+from schemas.settings import Settings
+from simulators.fleet import Fleet, FleetConfig
+from simulators.publisher import Publisher, RateLimiter, encode
+from storage.db import connect, create_database, drop_database, with_database
+from storage.migrate import migrate
+
+DEFAULT_ADMIN_DSN = os.environ.get("RT_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=60.0, help="flat-out phase length, seconds (>= 60 for the record)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="latency phase rate, readings/s")
+    parser.add_argument("--latency-duration", type=float, default=20.0, help="latency phase length, seconds")
+    parser.add_argument("--database-url", default=DEFAULT_ADMIN_DSN, help="PostgreSQL server (a scratch database is made)")
+    parser.add_argument("--with-flagger", action="store_true", help="also run the flagger consumer")
+    parser.add_argument("--skip-components", action="store_true", help="skip the components-alone figures")
+    parser.add_argument("--publishers", type=int, default=2, help="publisher processes in the flat-out phase")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    admin_dsn: str
+    dbname: str
+    mosquitto: Mosquitto
+    kafka: EmbeddedKafka
+    children: dict[str, subprocess.Popen[bytes]]
+    work: Path
+
+
+def _start_stack(args: argparse.Namespace, work: Path) -> Stack:
+    mosquitto = Mosquitto(free_port(), work / "mosquitto")
+    mosquitto.start()
+    kafka = EmbeddedKafka(free_port(), work / "kafka").start()
+    dbname = f"rt_bench_{uuid.uuid4().hex[:8]}"
+    dsn = create_database(args.database_url, dbname)
+    settings = Settings(
+        database_url=dsn, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}", mqtt_protocol="5",
+        kafka_bootstrap=kafka.bootstrap, kafka_max_poll_interval_ms=5000, kafka_session_timeout_ms=6000,
+        mqtt_client_id=f"bench-bridge-{dbname}",
+    )
+    migrate(dsn, settings)
+    ensure_topics(kafka.bootstrap, [settings.topic_readings, settings.topic_deadletter, settings.topic_alerts,
+                                    settings.topic_certificates], partitions=settings.topic_partitions, replication=1)
+    env = dict(os.environ)
+    env.update({"RT_DATABASE_URL": dsn, "RT_MQTT_URL": settings.mqtt_url or "", "RT_MQTT_PROTOCOL": "5",
+                "RT_KAFKA_BOOTSTRAP": kafka.bootstrap, "RT_KAFKA_MAX_POLL_INTERVAL_MS": "5000",
+                "RT_KAFKA_SESSION_TIMEOUT_MS": "6000", "RT_MQTT_CLIENT_ID": settings.mqtt_client_id})
+    consumers = ["store", "deadletters"] + (["flagger"] if args.with_flagger else [])
+    children = {
+        "bridge": _spawn(["ingest"], env, work / "bridge.log"),
+        "consumer": _spawn(["consume", *consumers], env, work / "consumer.log"),
+    }
+    return Stack(settings, args.database_url, dbname, mosquitto, kafka, children, work)
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "runtime.cli", *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def _stop_stack(stack: Stack) -> None:
+    for proc in stack.children.values():
+        proc.terminate()
+    for proc in stack.children.values():
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    stack.kafka.stop()
+    stack.mosquitto.stop()
+    drop_database(stack.admin_dsn, stack.dbname)
+
+
+def _messages(count: int, seed: int) -> list[tuple[str, str, bytes]]:
+    fleet = Fleet(FleetConfig(markets=10, stations_per_market=3, readers_per_station=3, seed=seed))
+    start = datetime.now(UTC) - timedelta(hours=1)
+    out = []
+    for topic, payload in fleet.readings(count, start, timedelta(milliseconds=10)):
+        out.append((topic, payload["reading_id"], encode(payload)))
+    return out
+
+
+def _wait_ready(stack: Stack, timeout: float = 60.0) -> None:
+    """Publish a probe until it is stored: the consumer group has formed and the bridge is subscribed."""
+    assert stack.settings.mqtt_url and stack.settings.database_url
+    probe = _messages(1, seed=999)
+    deadline = time.monotonic() + timeout
+    with Publisher(stack.settings.mqtt_url, "5", record_times=False) as pub:
+        pub.publish(probe[0][0], probe[0][2])
+    while time.monotonic() < deadline:
+        if _stored_count(stack.settings.database_url) >= 1:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the pipeline did not store a probe reading within {timeout}s; logs in {stack.work}")
+
+
+def _stored_count(dsn: str) -> int:
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM readings")
+            return int(cur.fetchone()[0])  # type: ignore[index]
+    finally:
+        conn.close()
+
+
+def _publish_phase(url: str, messages: list[tuple[str, str, bytes]], rate: float | None) -> tuple[dict[str, float], float]:
+    limiter = RateLimiter(rate) if rate else None
+    with Publisher(url, "5", max_outstanding=2000) as pub:
+        start = time.time()
+        for topic, reading_id, payload in messages:
+            if limiter:
+                limiter.wait()
+            pub.publish(topic, payload, reading_id)
+        stats = pub.close(timeout_s=120)
+        if stats.unacked:
+            raise RuntimeError(f"{stats.unacked} messages were never acknowledged by the broker")
+        return dict(pub.sent_at), start
+
+
+def _publish_flat_out(url: str, messages: list[tuple[str, str, bytes]], processes: int, work: Path) -> tuple[dict[str, float], float]:
+    """Several publisher processes (one Python publisher tops out below the pipeline)."""
+    chunks = [messages[i::processes] for i in range(processes)]
+    procs = []
+    start = time.time()
+    for i, chunk in enumerate(chunks):
+        path = work / f"pub-{i}.jsonl"
+        with path.open("w") as f:
+            for topic, reading_id, payload in chunk:
+                f.write(json.dumps([topic, reading_id, payload.decode()], ensure_ascii=False) + "\n")
+        procs.append((subprocess.Popen([sys.executable, "-m", "bench.publish_file", url, str(path)],
+                                       stdout=subprocess.PIPE), path))
+    sent_at: dict[str, float] = {}
+    for proc, _ in procs:
+        out, _ = proc.communicate(timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError("a publisher process failed")
+        sent_at.update(json.loads(out))
+    return sent_at, start
+
+
+def _collect(dsn: str, sent_at: dict[str, float], since_count: int, timeout: float = 300.0) -> dict[str, Any]:
+    """Wait until every acknowledged reading is stored (or timeout), then measure."""
+    expected = since_count + len(sent_at)
+    deadline = time.monotonic() + timeout
+    stored = _stored_count(dsn)
+    while stored < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        stored = _stored_count(dsn)
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT reading_id::text, extract(epoch FROM stored_at) FROM readings WHERE reading_id::text = ANY(%s)",
+                        (list(sent_at),))
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    stored_at: dict[str, float] = {}
+    doubled = 0
+    for rid, ts in rows:
+        if rid in stored_at:
+            doubled += 1
+        stored_at[rid] = float(ts)
+    latencies = [stored_at[r] - sent_at[r] for r in stored_at]
+    first_sent = min(sent_at.values())
+    last_stored = max(stored_at.values()) if stored_at else first_sent
+    return {
+        "published": len(sent_at),
+        "stored": len(stored_at),
+        "lost": len(sent_at) - len(stored_at),
+        "doubled": doubled,
+        "seconds": round(last_stored - first_sent, 2),
+        "readings_per_s": round(len(stored_at) / max(last_stored - first_sent, 1e-9), 1),
+        "latency_s": percentiles(latencies),
+    }
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "started": datetime.now(UTC).isoformat()}
+    with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
+        work = Path(tmp)
+        if not args.skip_components:
+            figures["components"] = _components(args, work)
+            _print_components(figures["components"])
+        stack = _start_stack(args, work)
+        pids = {name: p.pid for name, p in stack.children.items()}
+        pids.update({"mosquitto": stack.mosquitto.pid or 0, "tansu": stack.kafka.pid or 0})
+        sampler = RssSampler(pids)
+        sampler.start()
+        try:
+            assert stack.settings.mqtt_url and stack.settings.database_url
+            _wait_ready(stack)
+            n_latency = int(args.rate * args.latency_duration)
+            msgs = _messages(n_latency, seed=1)
+            base = _stored_count(stack.settings.database_url)
+            sent, _ = _publish_phase(stack.settings.mqtt_url, msgs, args.rate)
+            figures["latency_phase"] = {"rate": args.rate, **_collect(stack.settings.database_url, sent, base)}
+            _print_phase(f"fixed rate {args.rate:,.0f}/s", figures["latency_phase"])
+
+            n_flat = int(7000 * args.duration)
+            print(f"bench: generating {n_flat:,} readings for the flat-out phase ...", file=sys.stderr, flush=True)
+            msgs = _messages(n_flat, seed=2)
+            base = _stored_count(stack.settings.database_url)
+            sent, _ = _publish_flat_out(stack.settings.mqtt_url, msgs, args.publishers, work)
+            figures["flat_out_phase"] = _collect(stack.settings.database_url, sent, base)
+            _print_phase("flat out", figures["flat_out_phase"])
+        finally:
+            sampler.stop()
+            figures["peak_rss_mb"] = sampler.peaks_mb()
+            _stop_stack(stack)
+    print("peak RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in figures["peak_rss_mb"].items()))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    return 0
+
+
+def _components(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from bench import components
+
+    mosquitto = Mosquitto(free_port(), work / "mosquitto-components")
+    mosquitto.start()
+    kafka = EmbeddedKafka(free_port(), work / "kafka-components").start()
+    try:
+        return {
+            "mqtt": components.mqtt_throughput(f"mqtt://127.0.0.1:{mosquitto.port}", count=100_000),
+            "kafka": components.kafka_throughput(kafka.bootstrap, count=100_000),
+            "postgres": components.postgres_insert(args.database_url, rows=100_000),
+        }
+    finally:
+        kafka.stop()
+        mosquitto.stop()
+
+
+def _print_components(c: dict[str, Any]) -> None:
+    print("components alone:")
+    for name, figures in c.items():
+        print(f"  {name:9s} {json.dumps(figures, default=str)}")
+
+
+def _print_phase(title: str, f: dict[str, Any]) -> None:
+    lat = f["latency_s"]
+    print(f"{title}: {f['stored']:,} stored of {f['published']:,} published in {f['seconds']}s = "
+          f"{f['readings_per_s']:,.0f} readings/s end to end; lost {f['lost']}, doubled {f['doubled']}; "
+          f"publish->row p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms",
+          flush=True)

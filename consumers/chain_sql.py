@@ -1,0 +1,142 @@
+"""SQL of the chain consumer: read what a batch needs, write what it accepted or holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2.extras
+
+from domain.chain import ParentState
+from schemas.certificate import UNIT_BASE, Unit
+
+#: Key of the transaction-level advisory lock that serialises chain writers, so a
+#: held record and the parent that releases it can never pass each other unseen.
+CHAIN_LOCK_KEY = 0x72744348  # "rtCH"
+
+Cursor = Any
+
+
+@dataclass
+class Known:
+    """A stored (or just accepted) record, as children and duplicates see it."""
+
+    state: ParentState
+    depth: int
+    superseded: bool
+    draws: dict[str, float]  # parent number -> base quantity this record took
+    record: Any = None  # the canonical record (for duplicate detection)
+
+
+def lock_chain(cur: Cursor) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK_KEY,))
+
+
+_STORED = """
+SELECT c.certificate_no, c.record, c.digest, c.depth, c.product_name, c.product_category, c.quantity_unit,
+       c.quantity_base,
+       COALESCE((SELECT sum(l.quantity_base) FROM certificate_links l
+                 WHERE l.parent_no = c.certificate_no
+                   AND NOT EXISTS (SELECT 1 FROM certificates s WHERE s.supersedes = l.child_no)), 0),
+       EXISTS (SELECT 1 FROM certificates s WHERE s.supersedes = c.certificate_no),
+       (SELECT array_agg(l.parent_no || ' ' || l.quantity_base::text) FROM certificate_links l
+        WHERE l.child_no = c.certificate_no)
+FROM certificates c
+WHERE c.certificate_no = ANY(%s)
+"""
+
+
+def fetch_known(cur: Cursor, numbers: Iterable[str]) -> dict[str, Known]:
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return {}
+    cur.execute(_STORED, (wanted,))
+    out: dict[str, Known] = {}
+    for no, record, digest, depth, name, category, unit, base, consumed, superseded, draws in cur.fetchall():
+        state = ParentState(no, name, category, UNIT_BASE[Unit(unit)][0], base, float(consumed), digest)
+        parsed = {d.split(" ")[0]: float(d.split(" ")[1]) for d in draws or ()}
+        out[no] = Known(state, depth, superseded, parsed, record)
+    return out
+
+
+def fetch_held(cur: Cursor, numbers: Iterable[str]) -> dict[str, Any]:
+    """Canonical records of held rows with these numbers."""
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return {}
+    cur.execute("SELECT certificate_no, record FROM certificate_held WHERE certificate_no = ANY(%s)", (wanted,))
+    return dict(cur.fetchall())
+
+
+def release_held(cur: Cursor, accepted: Sequence[str]) -> list[tuple[str, bytes, str]]:
+    """Take out the held rows waiting for any of ``accepted``: (number, raw, source topic)."""
+    if not accepted:
+        return []
+    cur.execute(
+        "DELETE FROM certificate_held WHERE waits_for && %s::text[] RETURNING certificate_no, raw, source_topic",
+        (list(accepted),),
+    )
+    return [(no, bytes(raw), topic) for no, raw, topic in cur.fetchall()]
+
+
+def held_graph(cur: Cursor, numbers: Iterable[str]) -> dict[str, list[str]]:
+    """Held records reachable from ``numbers`` by what they wait for: number -> waits_for."""
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return {}
+    cur.execute(
+        """
+        WITH RECURSIVE walk(no) AS (
+            SELECT unnest(%s::text[])
+            UNION
+            SELECT unnest(h.waits_for) FROM certificate_held h JOIN walk ON h.certificate_no = walk.no
+        )
+        SELECT h.certificate_no, h.waits_for FROM certificate_held h JOIN walk ON h.certificate_no = walk.no
+        """,
+        (wanted,),
+    )
+    return {no: list(waits) for no, waits in cur.fetchall()}
+
+
+CERTIFICATE_COLUMNS = (
+    "certificate_no", "kind", "issued_at", "lot_code", "product_name", "product_category", "quantity_value",
+    "quantity_unit", "quantity_base", "holder_id", "holder_role", "market_id", "stall_id", "supersedes",
+    "record", "digest", "depth",
+)
+LINK_COLUMNS = ("child_no", "parent_no", "quantity_value", "quantity_unit", "quantity_base", "parent_digest")
+
+
+def insert_certificates(cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        psycopg2.extras.execute_values(
+            cur,
+            f"INSERT INTO certificates ({', '.join(CERTIFICATE_COLUMNS)}) VALUES %s "
+            "ON CONFLICT (certificate_no) DO NOTHING",
+            rows,
+            template="(" + ", ".join(["%s"] * 14 + ["%s::jsonb", "%s", "%s"]) + ")",
+            page_size=1000,
+        )
+
+
+def insert_links(cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        psycopg2.extras.execute_values(
+            cur,
+            f"INSERT INTO certificate_links ({', '.join(LINK_COLUMNS)}) VALUES %s ON CONFLICT DO NOTHING",
+            rows,
+            page_size=1000,
+        )
+
+
+def insert_held(cur: Cursor, rows: list[tuple[str, str, list[str], bytes, str]]) -> None:
+    """(number, canonical record JSON, waits_for, raw, source topic)."""
+    if rows:
+        psycopg2.extras.execute_values(
+            cur,
+            "INSERT INTO certificate_held (certificate_no, record, waits_for, raw, source_topic) VALUES %s "
+            "ON CONFLICT (certificate_no) DO NOTHING",
+            [(no, rec, waits, psycopg2.Binary(raw), topic) for no, rec, waits, raw, topic in rows],
+            template="(%s, %s::jsonb, %s::text[], %s, %s)",
+            page_size=1000,
+        )

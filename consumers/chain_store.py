@@ -1,0 +1,265 @@
+"""The chain consumer: stores certificate records immutably with their digests.
+
+Per batch, under one advisory lock (one chain writer at a time):
+
+1. parse every record; a malformed one is a dead letter;
+2. a number already stored or held: the same record is a no-op, a different
+   one is a conflict (dead letter), never an overwrite;
+3. a record whose parents (and the record it corrects) are known is checked
+   against them (:func:`domain.chain.link_problems`) and accepted with its
+   digest, or dead-lettered (overdraw, contradiction, double correction);
+4. accepting a record releases the held records that waited for it;
+5. what is still waiting is held, unless it waits in a circle (dead letter).
+
+Dead letters are produced to ``rt.deadletter.v1`` after the database commit
+and before the runner commits the Kafka offsets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+from pydantic import ValidationError
+
+from consumers import chain_sql as q
+from consumers.chain_sql import Known
+from domain.chain import (
+    Problem,
+    Rejection,
+    canonical_json,
+    canonical_record,
+    find_cycle,
+    link_problems,
+    parent_state,
+    record_columns,
+    record_digest,
+    supersede_problems,
+)
+from ingest.kafka_out import deadletter_value, make_producer
+from schemas.certificate import CertificateRecord
+from schemas.settings import Settings
+from storage.db import Connection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Item:
+    rec: CertificateRecord
+    canonical: dict[str, Any]
+    raw: bytes
+    topic: str
+
+    @property
+    def no(self) -> str:
+        return self.rec.certificate_no
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    raw: bytes
+    code: str
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    held: int = 0
+    duplicates: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+def parse_value(raw: bytes) -> CertificateRecord:
+    """A Kafka value as a certificate record (raises ValueError with a readable reason)."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("a certificate record is a JSON object")
+    try:
+        return CertificateRecord.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(problems) from None
+
+
+class _Batch:
+    """One batch's resolution, inside the open transaction of ``cur``."""
+
+    def __init__(self, cur: Any, result: BatchResult) -> None:
+        self.cur = cur
+        self.result = result
+        self.known: dict[str, Known] = {}
+        self.queried: set[str] = set()
+        self.cert_rows: list[tuple[Any, ...]] = []
+        self.link_rows: list[tuple[Any, ...]] = []
+
+    def reject(self, item: Item, rejection: Rejection) -> None:
+        self.result.dead.append(DeadLetter(item.topic, item.raw, rejection.code.value,
+                                           f"{item.no}: {rejection.reason}"))
+
+    def load(self, numbers: Iterable[str]) -> None:
+        need = set(numbers) - self.queried
+        self.queried |= need
+        self.known.update(q.fetch_known(self.cur, need))
+
+    # --- 2. duplicates and conflicts ---
+    def new_items(self, items: list[Item]) -> list[Item]:
+        self.load(i.no for i in items)
+        held = q.fetch_held(self.cur, (i.no for i in items if i.no not in self.known))
+        seen: dict[str, dict[str, Any]] = {}
+        fresh: list[Item] = []
+        for item in items:
+            existing = self.known[item.no].record if item.no in self.known else held.get(item.no, seen.get(item.no))
+            if existing is None:
+                seen[item.no] = item.canonical
+                fresh.append(item)
+            elif existing == item.canonical:
+                self.result.duplicates += 1
+            else:
+                self.reject(item, Rejection(Problem.CONFLICT, "a different record is already registered under "
+                                            "this number; submit a superseding record with a new number instead"))
+        return fresh
+
+    # --- 3./4. accept what can be ---
+    def resolve(self, items: list[Item]) -> list[Item]:
+        queue = {i.no: i for i in items}
+        released_for: set[str] = set()
+        accepted: list[str] = []
+        while True:
+            self.load(n for i in queue.values() for n in i.rec.waits_for())
+            progress = True
+            while progress:
+                progress = False
+                for item in sorted(queue.values(), key=lambda i: (i.rec.issued_at, i.no)):
+                    if all(n in self.known for n in item.rec.waits_for()):
+                        del queue[item.no]
+                        progress = True
+                        if self.accept(item):
+                            accepted.append(item.no)
+            fresh = [n for n in accepted if n not in released_for]
+            released_for.update(fresh)
+            released = self.released(fresh)
+            if not released:
+                return list(queue.values())
+            queue.update({i.no: i for i in released})
+
+    def released(self, numbers: list[str]) -> list[Item]:
+        out = []
+        for _no, raw, topic in q.release_held(self.cur, numbers):
+            self.result.held -= 1
+            out.append(Item(parse_value(raw), {}, raw, topic))
+        return [dataclasses.replace(i, canonical=canonical_record(i.rec)) for i in out]
+
+    def accept(self, item: Item) -> bool:
+        rec = item.rec
+        target = self.known.get(rec.supersedes) if rec.supersedes else None
+        credit = target.draws if target is not None else {}
+        problems = supersede_problems(rec, target is not None and target.superseded) or link_problems(
+            rec, {p.certificate_no: self.known[p.certificate_no].state for p in rec.parents}, credit=credit)
+        if problems:
+            self.reject(item, problems[0])
+            return False
+        self.store(item, target)
+        return True
+
+    def store(self, item: Item, target: Known | None) -> None:
+        rec = item.rec
+        parents = {p.certificate_no: self.known[p.certificate_no] for p in rec.parents}
+        digest = record_digest(rec, {no: k.state.digest for no, k in parents.items()})
+        depth = 1 + max((k.depth for k in parents.values()), default=-1)
+        cols = record_columns(rec)
+        self.cert_rows.append((*cols.values(), canonical_json(item.canonical).decode(), digest, depth))
+        draws: dict[str, float] = {}
+        for number, taken in rec.moved():
+            parent = self.known[number]
+            parent.state = dataclasses.replace(parent.state, consumed_base=parent.state.consumed_base + taken.base)
+            draws[number] = taken.base
+            self.link_rows.append((rec.certificate_no, number, taken.value, taken.unit.value, taken.base,
+                                   parent.state.digest))
+        if target is not None:
+            target.superseded = True
+            for number, amount in target.draws.items():
+                if number in self.known:
+                    k = self.known[number]
+                    k.state = dataclasses.replace(k.state, consumed_base=k.state.consumed_base - amount)
+        self.known[rec.certificate_no] = Known(parent_state(rec, digest), depth, False, draws, item.canonical)
+        self.result.accepted += 1
+
+    # --- 5. hold the rest ---
+    def hold(self, items: list[Item]) -> None:
+        waiting = {i.no: [n for n in i.rec.waits_for() if n not in self.known] for i in items}
+        graph = {**q.held_graph(self.cur, (n for w in waiting.values() for n in w)), **waiting}
+        rows = []
+        for item in items:
+            cycle = find_cycle(item.no, graph)
+            if cycle is not None:
+                self.reject(item, Rejection(Problem.CYCLE, "the chain would form a cycle: " + " -> ".join(cycle)))
+                continue
+            rows.append((item.no, canonical_json(item.canonical).decode(), waiting[item.no], item.raw, item.topic))
+        q.insert_held(self.cur, rows)
+        self.result.held += len(rows)
+
+    def flush(self) -> None:
+        q.insert_certificates(self.cur, self.cert_rows)
+        q.insert_links(self.cur, self.link_rows)
+
+
+class ChainStore:
+    """Handler of ``rt.certificates.v1`` (registered as ``chain``)."""
+
+    name = "chain"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: KafkaProducer | None = None
+
+    def topics(self, settings: Settings) -> list[str]:
+        return [settings.topic_certificates]
+
+    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> BatchResult:
+        return self.store(conn, [(r.value or b"", r.topic) for r in records])
+
+    def store(self, conn: Connection, values: list[tuple[bytes, str]]) -> BatchResult:
+        """Resolve and write a batch of (raw value, source topic) in the open transaction."""
+        result = BatchResult()
+        items: list[Item] = []
+        for raw, topic in values:
+            try:
+                rec = parse_value(raw)
+            except ValueError as exc:
+                result.dead.append(DeadLetter(topic, raw, Problem.INVALID.value, str(exc)))
+                continue
+            items.append(Item(rec, canonical_record(rec), raw, topic))
+        with conn.cursor() as cur:
+            q.lock_chain(cur)
+            batch = _Batch(cur, result)
+            waiting = batch.resolve(batch.new_items(items))
+            batch.flush()
+            batch.hold(waiting)
+        return result
+
+    def after_commit(self, result: BatchResult) -> None:
+        if not result.dead:
+            return
+        if self._producer is None:
+            self._producer = make_producer(self.settings, client_id="rapidtrace-chain")
+        futures = [
+            self._producer.send(self.settings.topic_deadletter, key=d.topic.encode(),
+                                value=deadletter_value("kafka", d.topic, d.raw, d.code, d.reason))
+            for d in result.dead
+        ]
+        for future in futures:
+            future.get(timeout=30)
+        for d in result.dead:
+            log.warning("chain: dead letter %s: %s", d.code, d.reason)

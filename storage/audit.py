@@ -1,0 +1,63 @@
+"""SQL for the append-only audit log (table ``audit_log``): every write through the API or the admin CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg2.extras import Json
+
+from storage.db import Connection
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def record_audit(conn: Connection, principal_name: str, action: str, target: str,
+                 details: dict[str, Any] | None = None) -> int:
+    """Append one entry inside the caller's transaction (so it commits with the write it records)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO audit_log (actor, action, target, details) VALUES (%s, %s, %s, %s) RETURNING id",
+            (principal_name, action, target, Json(details or {}, dumps=_dumps)),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def list_audit(conn: Connection, *, actor: str | None = None, action: str | None = None,
+               target: str | None = None, before_id: int | None = None, limit: int = 100) -> list[AuditEntry]:
+    """Entries newest first, keyset-paginated by id."""
+    clauses: list[str] = ["TRUE"]
+    params: list[object] = []
+    for column, value in (("actor", actor), ("action", action), ("target", target)):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if before_id is not None:
+        clauses.append("id < %s")
+        params.append(before_id)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT id, at, actor, action, target, details FROM audit_log WHERE {' AND '.join(clauses)} "
+            "ORDER BY id DESC LIMIT %s",
+            (*params, limit),
+        )
+        return [AuditEntry(*row) for row in cur.fetchall()]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)

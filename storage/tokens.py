@@ -1,0 +1,91 @@
+"""SQL for API bearer tokens (table ``api_tokens``); only each token's SHA-256 is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.db import Connection
+
+_COLUMNS = ("token_id, name, role, markets, holder_id, rate_per_minute, created_at, created_by, expires_at, "
+            "revoked_at, revoked_by")
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_id: str
+    name: str
+    role: str
+    markets: list[str] | None
+    holder_id: str | None
+    rate_per_minute: int
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _record(row: tuple[Any, ...]) -> TokenRecord:
+    return TokenRecord(*row)
+
+
+def insert_token(conn: Connection, *, token_id: str, token_sha256: bytes, name: str, role: str,
+                 markets: list[str] | None, holder_id: str | None, rate_per_minute: int,
+                 expires_at: datetime | None, actor: str) -> TokenRecord:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""INSERT INTO api_tokens (token_id, token_sha256, name, role, markets, holder_id, rate_per_minute,
+                                        expires_at, created_by)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
+            (token_id, token_sha256, name, role, markets, holder_id, rate_per_minute, expires_at, actor),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return _record(row)
+
+
+def find_active(conn: Connection, token_sha256: bytes) -> TokenRecord | None:
+    """The token with this hash if it is neither revoked nor expired."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""SELECT {_COLUMNS} FROM api_tokens
+                 WHERE token_sha256 = %s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())""",
+            (token_sha256,),
+        )
+        row = cur.fetchone()
+    return _record(row) if row else None
+
+
+def revoke_token(conn: Connection, token_id: str, actor: str) -> TokenRecord | None:
+    """Revoke (idempotent); None when there is no such token."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()), revoked_by = COALESCE(revoked_by, %s)
+                 WHERE token_id = %s RETURNING {_COLUMNS}""",
+            (actor, token_id),
+        )
+        row = cur.fetchone()
+    return _record(row) if row else None
+
+
+def list_tokens(conn: Connection, *, include_revoked: bool = False, after: str | None = None,
+                limit: int = 100) -> list[TokenRecord]:
+    """Tokens ordered by token_id, keyset-paginated after ``after``."""
+    clauses: list[str] = ["TRUE"]
+    params: list[object] = []
+    if not include_revoked:
+        clauses.append("revoked_at IS NULL")
+    if after is not None:
+        clauses.append("token_id > %s")
+        params.append(after)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM api_tokens WHERE {' AND '.join(clauses)} ORDER BY token_id LIMIT %s",
+            (*params, limit),
+        )
+        return [_record(row) for row in cur.fetchall()]
