@@ -53,7 +53,12 @@ def new_token() -> str:
 
 
 def principal_of(record: tokens.TokenRecord) -> Principal:
-    markets = frozenset(record.markets) if record.role == "operator" and record.markets else None
+    """A regulator sees every market; an operator its markets; a producer none (only its own chains)."""
+    markets: frozenset[str] | None = None
+    if record.role == "operator":
+        markets = frozenset(record.markets or ())
+    elif record.role == "producer":
+        markets = frozenset()
     return Principal(
         role=cast(Role, record.role),
         name=f"{record.name} ({record.token_id})",

@@ -33,13 +33,13 @@ from consumers.chain_sql import Known
 from domain.chain import (
     Problem,
     Rejection,
+    canonical_digest,
     canonical_json,
     canonical_record,
     find_cycle,
     link_problems,
     parent_state,
     record_columns,
-    record_digest,
     supersede_problems,
 )
 from ingest.kafka_out import deadletter_value, make_producer
@@ -74,6 +74,7 @@ class DeadLetter:
 class BatchResult:
     accepted: int = 0
     held: int = 0
+    released: int = 0
     duplicates: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
 
@@ -157,7 +158,7 @@ class _Batch:
     def released(self, numbers: list[str]) -> list[Item]:
         out = []
         for _no, raw, topic in q.release_held(self.cur, numbers):
-            self.result.held -= 1
+            self.result.released += 1
             out.append(Item(parse_value(raw), {}, raw, topic))
         return [dataclasses.replace(i, canonical=canonical_record(i.rec)) for i in out]
 
@@ -176,10 +177,11 @@ class _Batch:
     def store(self, item: Item, target: Known | None) -> None:
         rec = item.rec
         parents = {p.certificate_no: self.known[p.certificate_no] for p in rec.parents}
-        digest = record_digest(rec, {no: k.state.digest for no, k in parents.items()})
+        record_json = canonical_json(item.canonical)
+        digest = canonical_digest(record_json, {no: k.state.digest for no, k in parents.items()})
         depth = 1 + max((k.depth for k in parents.values()), default=-1)
         cols = record_columns(rec)
-        self.cert_rows.append((*cols.values(), canonical_json(item.canonical).decode(), digest, depth))
+        self.cert_rows.append((*cols.values(), record_json.decode(), digest, depth))
         draws: dict[str, float] = {}
         for number, taken in rec.moved():
             parent = self.known[number]

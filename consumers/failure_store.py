@@ -39,6 +39,7 @@ def _json(value: Any) -> str:
 
 # --- threshold registry ---
 
+
 def registry_version(conn: Connection) -> tuple[int, int]:
     with conn.cursor() as cur:
         cur.execute("SELECT coalesce(max(id), 0), count(*) FROM threshold_sets")
@@ -55,9 +56,28 @@ def load_registry(conn: Connection) -> list[RegistryEntry]:
 # --- verdicts ---
 
 VERDICT_COLUMNS = (
-    "reading_id", "measured_at", "received_at", "market_id", "station_id", "device_id", "analyte", "commodity",
-    "commodity_category", "region_code", "strip_lot", "method", "device_result", "server_result", "rule", "reason",
-    "ratio", "concentration", "device_cutoff", "verdict_mismatch", "cutoff_mismatch", "thresholds",
+    "reading_id",
+    "measured_at",
+    "received_at",
+    "market_id",
+    "station_id",
+    "device_id",
+    "analyte",
+    "commodity",
+    "commodity_category",
+    "region_code",
+    "strip_lot",
+    "method",
+    "device_result",
+    "server_result",
+    "rule",
+    "reason",
+    "ratio",
+    "concentration",
+    "device_cutoff",
+    "verdict_mismatch",
+    "cutoff_mismatch",
+    "thresholds",
 )
 
 
@@ -77,15 +97,27 @@ def insert_verdicts(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[uui
 
 # --- device activity ---
 
+
 def upsert_device_activity(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Fold new verdicts into per-device counters and last-seen times."""
     per: dict[str, dict[str, Any]] = {}
     for r in rows:
-        d = per.setdefault(r["device_id"], {
-            "market_id": r["market_id"], "station_id": r["station_id"], "first": r["measured_at"],
-            "last_m": r["measured_at"], "last_r": r["received_at"], "n": 0, "negative": 0, "positive": 0,
-            "suspicious": 0, "invalid": 0, "mismatch": 0,
-        })
+        d = per.setdefault(
+            r["device_id"],
+            {
+                "market_id": r["market_id"],
+                "station_id": r["station_id"],
+                "first": r["measured_at"],
+                "last_m": r["measured_at"],
+                "last_r": r["received_at"],
+                "n": 0,
+                "negative": 0,
+                "positive": 0,
+                "suspicious": 0,
+                "invalid": 0,
+                "mismatch": 0,
+            },
+        )
         d["first"] = min(d["first"], r["measured_at"])
         if r["received_at"] >= d["last_r"]:
             d["market_id"], d["station_id"] = r["market_id"], r["station_id"]
@@ -94,12 +126,29 @@ def upsert_device_activity(conn: Connection, rows: Sequence[dict[str, Any]]) -> 
         d["n"] += 1
         d[r["server_result"]] += 1
         d["mismatch"] += int(r["verdict_mismatch"])
-    values = [(k, d["market_id"], d["station_id"], d["first"], d["last_m"], d["last_r"], d["n"], d["negative"],
-               d["positive"], d["suspicious"], d["invalid"], d["mismatch"]) for k, d in sorted(per.items())]
+    values = [
+        (
+            k,
+            d["market_id"],
+            d["station_id"],
+            d["first"],
+            d["last_m"],
+            d["last_r"],
+            d["n"],
+            d["negative"],
+            d["positive"],
+            d["suspicious"],
+            d["invalid"],
+            d["mismatch"],
+        )
+        for k, d in sorted(per.items())
+    ]
     if not values:
         return
     with conn.cursor() as cur:
-        execute_values(cur, """
+        execute_values(
+            cur,
+            """
             INSERT INTO device_activity AS t (device_id, market_id, station_id, first_seen, last_measured_at,
                 last_received_at, tests, negative, positive, suspicious, invalid, verdict_mismatch)
             VALUES %s
@@ -115,7 +164,10 @@ def upsert_device_activity(conn: Connection, rows: Sequence[dict[str, Any]]) -> 
                 positive = t.positive + EXCLUDED.positive, suspicious = t.suspicious + EXCLUDED.suspicious,
                 invalid = t.invalid + EXCLUDED.invalid,
                 verdict_mismatch = t.verdict_mismatch + EXCLUDED.verdict_mismatch
-        """, values, page_size=len(values))
+        """,
+            values,
+            page_size=len(values),
+        )
 
 
 def devices_seen(conn: Connection) -> list[DeviceSeen]:
@@ -125,6 +177,7 @@ def devices_seen(conn: Connection) -> list[DeviceSeen]:
 
 
 # --- anomaly inputs ---
+
 
 def recent_invalid_counts(
     conn: Connection, subject: str, keys: Sequence[tuple[str, ...]], window: int, baseline: int
@@ -169,18 +222,43 @@ def open_subjects(conn: Connection, kind: str, subjects: Iterable[str]) -> set[s
     if not subjects:
         return set()
     with conn.cursor() as cur:
-        cur.execute("SELECT subject FROM failures WHERE kind = %s AND closed_at IS NULL AND subject = ANY(%s)",
-                    (kind, subjects))
+        cur.execute(
+            "SELECT subject FROM failures WHERE kind = %s AND closed_at IS NULL AND subject = ANY(%s)", (kind, subjects)
+        )
         return {r[0] for r in cur.fetchall()}
 
 
 # --- failures ---
 
 FAILURE_COLUMNS = (
-    "failure_id", "dedup_key", "kind", "workflow", "raised_at", "summary", "details", "reading_id", "measured_at",
-    "market_id", "station_id", "device_id", "analyte", "commodity", "commodity_category", "region_code",
-    "strip_lot", "sample_id", "vendor_id", "certificate_no", "lot_code", "subject", "parent_failure_id",
-    "wholesale", "state", "state_since", "due_at", "closed_at",
+    "failure_id",
+    "dedup_key",
+    "kind",
+    "workflow",
+    "raised_at",
+    "summary",
+    "details",
+    "reading_id",
+    "measured_at",
+    "market_id",
+    "station_id",
+    "device_id",
+    "analyte",
+    "commodity",
+    "commodity_category",
+    "region_code",
+    "strip_lot",
+    "sample_id",
+    "vendor_id",
+    "certificate_no",
+    "lot_code",
+    "subject",
+    "parent_failure_id",
+    "wholesale",
+    "state",
+    "state_since",
+    "due_at",
+    "closed_at",
 )
 
 
@@ -192,24 +270,31 @@ class NewFailure:
     events: list[workflow.Event]
 
 
-def insert_failures(conn: Connection, failures: Sequence[NewFailure],
-                    rules: workflow.Deadlines) -> list[NewFailure]:
+def insert_failures(conn: Connection, failures: Sequence[NewFailure], rules: workflow.Deadlines) -> list[NewFailure]:
     """Insert failures not raised before; returns those that were new."""
     if not failures:
         return []
     values = []
     for f in failures:
         status = workflow.current(f.events)
-        full = {**f.row, "state": status.state.value, "state_since": status.since,
-                "due_at": workflow.due_at(status, rules, f.row.get("wholesale", False)),
-                "closed_at": status.since if status.closed else None}
+        full = {
+            "wholesale": False,
+            **f.row,
+            "state": status.state.value,
+            "state_since": status.since,
+            "due_at": workflow.due_at(status, rules, f.row.get("wholesale", False)),
+            "closed_at": status.since if status.closed else None,
+        }
+        full["region_code"] = full.get("region_code") or ""
         values.append(tuple(_json(full[c]) if c == "details" else full.get(c) for c in FAILURE_COLUMNS))
     with conn.cursor() as cur:
         returned = execute_values(
             cur,
             f"INSERT INTO failures ({', '.join(FAILURE_COLUMNS)}) VALUES %s "
             "ON CONFLICT (dedup_key) DO NOTHING RETURNING failure_id",
-            values, page_size=len(values), fetch=True,
+            values,
+            page_size=len(values),
+            fetch=True,
         )
     new_ids = {r[0] for r in returned}
     return [f for f in failures if f.row["failure_id"] in new_ids]
@@ -222,15 +307,29 @@ def append_events(conn: Connection, items: Sequence[tuple[uuid.UUID, workflow.Ev
     """
     if not items:
         return []
-    values = [(fid, e.action, e.from_state.value if e.from_state else None, e.to_state.value, e.actor, e.role, e.at,
-               e.note, _json(e.evidence)) for fid, e in items]
+    values = [
+        (
+            fid,
+            e.action,
+            e.from_state.value if e.from_state else None,
+            e.to_state.value,
+            e.actor,
+            e.role,
+            e.at,
+            e.note,
+            _json(e.evidence),
+        )
+        for fid, e in items
+    ]
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOCK,))
         returned = execute_values(
             cur,
             "INSERT INTO failure_events (failure_id, action, from_state, to_state, actor, role, at, note, evidence) "
             "VALUES %s RETURNING seq",
-            values, page_size=len(values), fetch=True,
+            values,
+            page_size=len(values),
+            fetch=True,
         )
     return [int(r[0]) for r in returned]
 
@@ -239,10 +338,13 @@ def load_events(conn: Connection, failure_id: uuid.UUID) -> list[workflow.Event]
     with conn.cursor() as cur:
         cur.execute(
             "SELECT action, from_state, to_state, actor, role, at, note, evidence FROM failure_events "
-            "WHERE failure_id = %s ORDER BY seq", (failure_id,))
+            "WHERE failure_id = %s ORDER BY seq",
+            (failure_id,),
+        )
         return [
-            workflow.Event(r[0], workflow.State(r[1]) if r[1] else None, workflow.State(r[2]), r[3], r[4], r[5],
-                           r[6], r[7] or {})
+            workflow.Event(
+                r[0], workflow.State(r[1]) if r[1] else None, workflow.State(r[2]), r[3], r[4], r[5], r[6], r[7] or {}
+            )
             for r in cur.fetchall()
         ]
 
@@ -263,30 +365,40 @@ def overdue_failures(conn: Connection, now: datetime, limit: int = 500) -> list[
             "SELECT failure_id, kind, state, state_since, due_at, market_id, station_id, device_id, analyte, "
             "commodity, region_code, strip_lot, reading_id FROM failures "
             "WHERE closed_at IS NULL AND due_at < %s AND kind <> 'overdue' ORDER BY due_at LIMIT %s",
-            (now, limit))
+            (now, limit),
+        )
         names = [d[0] for d in cur.description or ()]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 # --- outbox ---
 
+
 def enqueue_alerts(conn: Connection, alerts: Sequence[tuple[uuid.UUID, str | None, dict[str, Any]]]) -> None:
     if not alerts:
         return
     with conn.cursor() as cur:
-        execute_values(cur, "INSERT INTO alert_outbox (failure_id, market_id, payload) VALUES %s "
-                       "ON CONFLICT (failure_id) DO NOTHING",
-                       [(fid, market, _json(payload)) for fid, market, payload in alerts], page_size=len(alerts))
+        execute_values(
+            cur,
+            "INSERT INTO alert_outbox (failure_id, market_id, payload) VALUES %s ON CONFLICT (failure_id) DO NOTHING",
+            [(fid, market, _json(payload)) for fid, market, payload in alerts],
+            page_size=len(alerts),
+        )
 
 
 def pending_alerts(conn: Connection, limit: int = 5000) -> list[tuple[uuid.UUID, str | None, dict[str, Any]]]:
     with conn.cursor() as cur:
-        cur.execute("SELECT failure_id, market_id, payload FROM alert_outbox WHERE sent_at IS NULL "
-                    "ORDER BY created_at, failure_id LIMIT %s", (limit,))
+        cur.execute(
+            "SELECT failure_id, market_id, payload FROM alert_outbox WHERE sent_at IS NULL "
+            "ORDER BY created_at, failure_id LIMIT %s",
+            (limit,),
+        )
         return [(r[0], r[1], r[2]) for r in cur.fetchall()]
 
 
 def mark_sent(conn: Connection, failure_ids: Sequence[uuid.UUID]) -> None:
     with conn.cursor() as cur:
-        cur.execute("UPDATE alert_outbox SET sent_at = now() WHERE failure_id = ANY(%s::uuid[])",
-                    ([str(f) for f in failure_ids],))
+        cur.execute(
+            "UPDATE alert_outbox SET sent_at = now() WHERE failure_id = ANY(%s::uuid[])",
+            ([str(f) for f in failure_ids],),
+        )

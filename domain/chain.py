@@ -57,8 +57,16 @@ def record_digest(rec: CertificateRecord, parent_digests: Mapping[str, str]) -> 
     wanted = {p.certificate_no for p in rec.parents}
     if set(parent_digests) != wanted:
         raise ValueError(f"need the digests of exactly {sorted(wanted)}, got {sorted(parent_digests)}")
-    material = {"parents": sorted([no, d] for no, d in parent_digests.items()), "record": canonical_record(rec)}
-    return hashlib.sha256(canonical_json(material)).hexdigest()
+    return canonical_digest(canonical_record(rec), parent_digests)
+
+
+def canonical_digest(canonical: Mapping[str, Any] | bytes, parent_digests: Mapping[str, str]) -> str:
+    """:func:`record_digest` of a record already in canonical form, as data or as its canonical JSON
+    (the parents are not re-checked).  The material is the canonical JSON of
+    ``{"parents": ..., "record": ...}``; with the record's JSON at hand it is spliced in, not re-encoded."""
+    record_json = canonical if isinstance(canonical, bytes) else canonical_json(canonical)
+    parents = canonical_json(sorted([no, d] for no, d in parent_digests.items()))
+    return hashlib.sha256(b'{"parents":' + parents + b',"record":' + record_json + b"}").hexdigest()
 
 
 def close_enough(a: float, b: float) -> bool:
@@ -130,8 +138,8 @@ def _quantity_problems(taken: Quantity, parent: ParentState, credit: float) -> l
                           f"from parent {parent.certificate_no} measured by {parent.dimension}")]
     left = parent.remaining_base + credit
     if taken.base > left and not close_enough(taken.base, left):
-        return [Rejection(Problem.OVERDRAW, f"takes {taken.base:g} from parent {parent.certificate_no}, "
-                          f"which has {max(left, 0.0):g} of {parent.quantity_base:g} left ({parent.dimension} base units)")]
+        return [Rejection(Problem.OVERDRAW, f"takes {taken.base:g} from parent {parent.certificate_no}, which has "
+                          f"{max(left, 0.0):g} of {parent.quantity_base:g} left ({parent.dimension} base units)")]
     return []
 
 

@@ -51,7 +51,8 @@ def _holder(holder: Holder | None, fallback: str = "") -> str:
 def _location(rec: CertificateRecord) -> str:
     loc = rec.location
     if loc.market_id:
-        return f"market {loc.market_id}" + (f" stall {loc.stall_id}" if loc.stall_id else "") + f" / {_holder(rec.holder)}"
+        stall = f" stall {loc.stall_id}" if loc.stall_id else ""
+        return f"market {loc.market_id}{stall} / {_holder(rec.holder)}"
     if rec.origin is not None and (rec.origin.place or rec.origin.region_code):
         where = " ".join(x for x in (rec.origin.region_code, rec.origin.place) if x)
         return f"{where} / {_holder(rec.holder)}"

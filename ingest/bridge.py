@@ -83,7 +83,10 @@ class Bridge:
             log.warning("Kafka flush on stop failed: %s", exc)
         time.sleep(0.2)  # let paho write the last PUBACKs
         self._source.stop()
-        self._producer.close(timeout=2)
+        try:
+            self._producer.close(timeout=2)
+        except Exception as exc:  # records Kafka never took stay unacknowledged at the broker
+            log.warning("Kafka producer close: %s", exc)
 
     @property
     def pending(self) -> int:

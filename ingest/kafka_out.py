@@ -28,6 +28,9 @@ def make_producer(settings: Settings, *, client_id: str = "rapidtrace") -> Kafka
         request_timeout_ms=15_000,
         max_block_ms=2_000,
         max_in_flight_requests_per_connection=5,
+        # Redelivery is made harmless downstream (idempotent writes keyed by record ids); producer
+        # idempotence would also wedge on a broker that lost its state (OutOfOrderSequenceNumber).
+        enable_idempotence=False,
     )
 
 

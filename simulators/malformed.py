@@ -103,11 +103,11 @@ def _invalid(name: str, edit: Callable[[dict[str, Any]], None], *fields: str) ->
     return MalformedCase(name, GOOD_TOPIC, _edited(name, edit), "invalid_reading", fields)
 
 
-def _raw_number(name: str, path: str, token: str) -> MalformedCase:
-    """The number at ``path`` written as a raw token Python's json reads as non-finite (NaN, 1e400)."""
+def _raw_number(name: str, path: str, token: str, code: str = "invalid_reading") -> MalformedCase:
+    """The number at ``path`` written as a raw token: NaN is not JSON at all; 1e400 is JSON but not finite."""
     marker = "__RAW_NUMBER__"
     raw = _edited(name, _set(path, marker)).replace(f'"{marker}"'.encode(), token.encode())
-    return MalformedCase(name, GOOD_TOPIC, raw, "invalid_reading", (path,))
+    return MalformedCase(name, GOOD_TOPIC, raw, code, (path,) if code == "invalid_reading" else ())
 
 
 def _mismatch(name: str, field: str, value: str) -> MalformedCase:
@@ -151,7 +151,7 @@ def _schema_failures() -> list[MalformedCase]:
         _invalid("time_without_offset", _set("measured_at", "2026-11-28T08:15:03"), "measured_at"),
         _invalid("time_date_only", _set("measured_at", "2026-11-28"), "measured_at"),
         _invalid("time_epoch_number", _set("measured_at", 1795824903), "measured_at"),
-        _raw_number("nan_intensity", "signal.c_line", "NaN"),
+        _raw_number("nan_intensity", "signal.c_line", "NaN", "not_json"),
         _raw_number("infinite_intensity", "signal.t_line", "1e400"),
         _invalid("negative_intensity", _set("signal.t_line", -5.0), "signal.t_line"),
         _invalid("boolean_intensity", _set("signal.c_line", True), "signal.c_line"),

@@ -1,5 +1,269 @@
-"""Routes of this resource (being written)."""
+"""Certificates of conformity: submit, read, trace, verify, export; recall scope of a failed sample."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from collections import defaultdict
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from api.deps import ClockDep, CurrentPrincipal, Db, Principal, ProducerDep, SettingsDep, require_role
+from api.errors import ApiError
+from api.queries import chain as q
+from domain.chain import canonical_json, canonical_record
+from domain.chain_events import RapidTest
+from domain.epcis import epcis_document
+from domain.fsma import fsma_csv
+from schemas.certificate import CertificateRecord
+
+router = APIRouter(tags=["certificates"])
+
+MAX_BATCH = 1000
+DEFAULT_DEPTH = 16
+MAX_DEPTH = 64
+NODE_LIMIT = 5000
+
+Number = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="certificate number")]
+Depth = Annotated[int, Query(ge=0, le=MAX_DEPTH, description="hops to follow")]
+Reader = Annotated[Principal, Depends(require_role("regulator", "operator"))]
+
+
+# --- scope ------------------------------------------------------------------------
+
+
+def _visible(principal: Principal, market_id: str | None, holder_id: str | None) -> bool:
+    """Regulators see every record; operators see records without a market and those of their markets;
+    producers see their own records."""
+    if principal.role == "producer":
+        return holder_id is not None and holder_id == principal.holder_id
+    return market_id is None or principal.sees_market(market_id)
+
+
+def _not_found(number: str) -> ApiError:
+    return ApiError(404, "not_found", f"no certificate {number}")
+
+
+def _start(db: Db, number: str, principal: Principal) -> dict[str, Any]:
+    found = q.record(db, number)
+    if found is None or not _visible(principal, found["market_id"], found["holder_id"]):
+        raise _not_found(number)
+    return found
+
+
+def _scoped(nodes: dict[str, dict[str, Any]], principal: Principal) -> dict[str, dict[str, Any]]:
+    return {no: n for no, n in nodes.items() if _visible(principal, n["market_id"], n["holder_id"])}
+
+
+def _graph(nodes: dict[str, dict[str, Any]], edges: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(nodes.values(), key=lambda n: (n.get("hops", 0), n["issued_at"], n["certificate_no"]))
+    return {"nodes": [_node(n) for n in ordered],
+            "edges": [e for e in edges if e["from"] in nodes and e["to"] in nodes]}
+
+
+def _node(n: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "certificate_no": n["certificate_no"], "kind": n["kind"], "hops": n.get("hops"), "depth": n["depth"],
+        "issued_at": n["issued_at"], "lot_code": n["lot_code"],
+        "product": {"name": n["product_name"], "category": n["product_category"]},
+        "quantity": {"value": n["quantity_value"], "unit": n["quantity_unit"]},
+        "holder": {"id": n["holder_id"], "role": n["holder_role"]},
+        "location": {"market_id": n["market_id"], "stall_id": n["stall_id"]},
+        "digest": n["digest"], "supersedes": n["supersedes"], "superseded_by": n["superseded_by"],
+    }
+
+
+# --- submission -------------------------------------------------------------------
+
+
+def _parse_batch(body: Any) -> list[CertificateRecord]:
+    items = body.get("records") if isinstance(body, dict) and "records" in body else body
+    many = isinstance(items, list)
+    raw = items if many else [items]
+    if not raw or len(raw) > MAX_BATCH:
+        raise ApiError(422, "invalid_request", f"send between 1 and {MAX_BATCH} records")
+    records: list[CertificateRecord] = []
+    errors: list[dict[str, Any]] = []
+    for index, data in enumerate(raw):
+        try:
+            records.append(CertificateRecord.model_validate(data))
+        except ValidationError as exc:
+            errors.append({"index": index, "errors": [
+                {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()[:10]]})
+    if errors:
+        first = errors[0]["errors"][0]
+        raise ApiError(422, "invalid_certificate", f"record {errors[0]['index']}: {'.'.join(first['loc'])}: "
+                       f"{first['msg']}", {"records": errors})
+    return records
+
+
+def _check_submitter(principal: Principal, rec: CertificateRecord) -> None:
+    if principal.role == "producer" and rec.holder.id != principal.holder_id:
+        raise ApiError(403, "forbidden", f"a producer may only submit records as its own holder id "
+                       f"({principal.holder_id}); {rec.certificate_no} names {rec.holder.id}")
+    if principal.role == "operator" and principal.markets is not None and \
+            rec.location.market_id not in principal.markets:
+        raise ApiError(403, "forbidden", f"{rec.certificate_no} is not located at one of your markets")
+
+
+@router.post("/v1/certificates", status_code=202)
+def submit_certificates(
+    body: Annotated[Any, Body(description="one rt.certificate/1 record, a list of them, or {\"records\": [...]}")],
+    principal: CurrentPrincipal,
+    producer: ProducerDep,
+    settings: SettingsDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Submit certificate records; they are validated here and stored by the chain consumer via Kafka."""
+    records = _parse_batch(body)
+    for rec in records:
+        _check_submitter(principal, rec)
+    try:
+        futures = [producer.send(settings.topic_certificates, key=rec.certificate_no.encode(),
+                                 value=canonical_json(canonical_record(rec))) for rec in records]
+        producer.flush(timeout=10)
+        for future in futures:
+            future.get(timeout=10)
+    except KafkaError as exc:
+        raise ApiError(503, "unavailable", f"could not queue the records: {exc}") from None
+    items = [{"certificate_no": r.certificate_no, "location": f"/v1/certificates/{r.certificate_no}"}
+             for r in records]
+    if len(items) == 1 and not isinstance(body, list) and not (isinstance(body, dict) and "records" in body):
+        response.headers["Location"] = items[0]["location"]
+        return {"status": "queued", **items[0]}
+    return {"status": "queued", "count": len(items), "items": items}
+
+
+# --- reading ----------------------------------------------------------------------
+
+
+@router.get("/v1/certificates/{number}")
+def get_certificate(number: Number, db: Db, principal: CurrentPrincipal) -> dict[str, Any]:
+    """One record with its digest (or, while its parents have not arrived, what it waits for)."""
+    found = q.record(db, number) or q.held(db, number)
+    if found is None or not _visible(principal, found["market_id"], found["holder_id"]):
+        raise _not_found(number)
+    return {k: v for k, v in found.items() if k not in ("market_id", "holder_id")}
+
+
+@router.get("/v1/certificates/{number}/trace")
+def trace_certificate(
+    number: Number, db: Db, principal: Reader,
+    direction: Literal["up", "down", "both"] = "both", max_depth: Depth = DEFAULT_DEPTH,
+) -> dict[str, Any]:
+    """The chain around a record as nodes (holder, location, quantity, time) and edges (quantity moved)."""
+    _start(db, number, principal)
+    found = q.trace(db, number, direction, max_depth, NODE_LIMIT)
+    return {"certificate_no": number, "direction": direction, "max_depth": max_depth,
+            **_graph(_scoped(found.nodes, principal), found.edges), "truncated": found.truncated}
+
+
+@router.get("/v1/certificates/{number}/verify")
+def verify_certificate(number: Number, db: Db, principal: Reader,
+                       max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
+    """Recompute every digest up the chain; name the first (most upstream) record that no longer matches."""
+    _start(db, number, principal)
+    return q.verify(db, number, max_depth)
+
+
+def _export_chain(db: Db, number: str, principal: Principal, max_depth: int
+                  ) -> tuple[dict[str, CertificateRecord], list[RapidTest]]:
+    _start(db, number, principal)
+    found = q.trace(db, number, "both", max_depth, NODE_LIMIT)
+    nodes = _scoped(found.nodes, principal)
+    records = q.chain_records(db, nodes)
+    lot_codes = sorted({r.lot_code for r in records.values() if r.lot_code})
+    return records, q.rapid_tests(db, sorted(records), lot_codes, markets=principal.market_filter())
+
+
+@router.get("/v1/certificates/{number}/epcis")
+def certificate_epcis(number: Number, db: Db, principal: Reader, clock: ClockDep,
+                      max_depth: Depth = DEFAULT_DEPTH) -> Response:
+    """The chain (up and down) and its rapid tests as a GS1 EPCIS 2.0 JSON-LD document."""
+    records, tests = _export_chain(db, number, principal, max_depth)
+    doc = epcis_document(records, tests, created=clock())
+    return Response(canonical_json(doc), media_type="application/ld+json")
+
+
+@router.get("/v1/certificates/{number}/fsma.csv")
+def certificate_fsma(number: Number, db: Db, principal: Reader, max_depth: Depth = DEFAULT_DEPTH) -> Response:
+    """The chain as an FSMA 204 sortable spreadsheet (CSV), one row per event."""
+    records, _ = _export_chain(db, number, principal, max_depth)
+    return Response(fsma_csv(records), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{number}-fsma204.csv"'})
+
+
+# --- recall scope -------------------------------------------------------------------
+
+
+def _test(t: RapidTest) -> dict[str, Any]:
+    out = asdict(t)
+    out["failed"] = t.failed
+    return out
+
+
+def _totals(lots: list[dict[str, Any]]) -> dict[str, float]:
+    total: dict[str, float] = defaultdict(float)
+    for lot in lots:
+        total[lot["quantity_unit"]] += lot["quantity_value"]
+    return dict(total)
+
+
+def _recall(db: Db, sample: dict[str, Any], principal: Principal, max_depth: int) -> dict[str, Any]:
+    if not principal.sees_market(sample["market_id"]):
+        raise ApiError(404, "not_found", "no such sample")
+    starts = q.start_certificates(db, sample["certificate_no"], sample["lot_code"], sample["market_id"])
+    scope = q.recall_scope(db, starts, max_depth, NODE_LIMIT, principal.market_filter())
+    down = _scoped(scope["down"]["nodes"], principal)
+    tests = scope["tests"]
+    by_lot: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for t in tests:
+        by_lot[t.certificate_no].append(_test(t))
+    lots = [{**_node(n), "tests": by_lot.get(n["certificate_no"], [])}
+            for n in sorted(down.values(), key=lambda n: (n["hops"], n["certificate_no"]))]
+    holders: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    stalls: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for n in down.values():
+        holders[n["holder_id"]].append(n)
+        if n["stall_id"]:
+            stalls[(n["market_id"], n["stall_id"])].append(n)
+    return {
+        "sample": sample,
+        "start": starts,
+        "origins": scope["origins"],
+        "chain_up": _graph(_scoped(scope["up"]["nodes"], principal), scope["up"]["edges"]),
+        "lots": lots,
+        "edges": [e for e in scope["down"]["edges"] if e["from"] in down and e["to"] in down],
+        "holders": [{"holder_id": h, "role": ns[0]["holder_role"], "lots": sorted(n["certificate_no"] for n in ns),
+                     "quantity": _totals(ns)} for h, ns in sorted(holders.items())],
+        "stalls": [{"market_id": m, "stall_id": s, "lots": sorted(n["certificate_no"] for n in ns),
+                    "quantity": _totals(ns)} for (m, s), ns in sorted(stalls.items())],
+        "tests": [_test(t) for t in tests],
+        "truncated": scope["truncated"],
+    }
+
+
+@router.get("/v1/readings/{reading_id}/recall-scope")
+def reading_recall_scope(
+    reading_id: Annotated[str, Path(max_length=64)], db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH,
+) -> dict[str, Any]:
+    """From a sample's certificate (or lot code): up to the origin lots, then every lot, holder and stall
+    downstream of them, with the rapid tests already run on each."""
+    sample = q.reading_sample(db, reading_id)
+    if sample is None:
+        raise ApiError(404, "not_found", f"no reading {reading_id}")
+    return _recall(db, sample, principal, max_depth)
+
+
+@router.get("/v1/failures/{failure_id}/recall-scope")
+def failure_recall_scope(
+    failure_id: Annotated[str, Path(max_length=64)], db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH,
+) -> dict[str, Any]:
+    """The recall scope of a failure's sample (see the reading's recall scope)."""
+    reading_id = q.failure_reading_id(db, failure_id)
+    sample = q.reading_sample(db, reading_id) if reading_id else None
+    if sample is None:
+        raise ApiError(404, "not_found", f"no failure {failure_id} with a reading")
+    return {"failure_id": failure_id, **_recall(db, sample, principal, max_depth)}

@@ -1,5 +1,35 @@
-"""Routes of this resource (being written)."""
+"""Known strip readers: last seen, tests, invalid-strip rate."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import CurrentPrincipal, Db, SettingsDep
+from api.pagination import Page, decode_cursor, encode_cursor
+from api.queries.devices import DeviceFilter, list_devices
+from schemas.common import Identifier
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+
+@router.get("", response_model=Page[dict[str, Any]])
+def devices(
+    db: Db,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    market_id: Identifier | None = None,
+    station_id: Identifier | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[dict[str, Any]]:
+    """Devices the flagger has seen, by id, with counts, invalid rate and last seen."""
+    size = min(limit or settings.api_page_default, settings.api_page_max)
+    if market_id is not None and not principal.sees_market(market_id):
+        return Page(items=[])
+    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
+    f = DeviceFilter(principal.market_filter(), market_id, station_id)
+    rows = list_devices(db, f, size + 1, after)
+    next_cursor = encode_cursor([rows[size - 1]["device_id"]]) if len(rows) > size else None
+    return Page(items=rows[:size], next_cursor=next_cursor)

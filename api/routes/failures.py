@@ -1,5 +1,175 @@
-"""Routes of this resource (being written)."""
+"""Failures: list, one with its reading and history, workflow actions, and the live SSE feed."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import ClockDep, CurrentPrincipal, Database, Db, Principal, SettingsDep, require_role
+from api.errors import ApiError
+from api.events import FeedOptions, parse_last_event_id, stream
+from api.pagination import Page, decode_cursor, encode_cursor
+from api.queries import failures as q
+from domain import workflow
+from schemas.common import AwareDatetime, Identifier
+
+router = APIRouter(prefix="/v1/failures", tags=["failures"])
+
+Kinds = Annotated[list[workflow.Kind] | None, Query(description="failure kinds (repeatable)")]
+States = Annotated[list[workflow.State] | None, Query(description="workflow states (repeatable)")]
+
+
+def _parse_after(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    raised_at, failure_id = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(raised_at), str(UUID(failure_id))
+    except (TypeError, ValueError):
+        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
+
+
+@router.get("", response_model=Page[dict[str, Any]])
+def failures(
+    db: Db,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    clock: ClockDep,
+    market_id: Identifier | None = None,
+    station_id: Identifier | None = None,
+    device_id: Identifier | None = None,
+    analyte: Identifier | None = None,
+    commodity: Annotated[str | None, Query(max_length=200)] = None,
+    strip_lot: Identifier | None = None,
+    kind: Kinds = None,
+    state: States = None,
+    open: Annotated[bool, Query(description="only failures not yet closed")] = False,
+    overdue: Annotated[bool, Query(description="only open failures past their step's deadline")] = False,
+    since: Annotated[AwareDatetime | None, Query(description="raised_at >= since (RFC 3339)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="raised_at < until (RFC 3339)")] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[dict[str, Any]]:
+    """Failures filtered by market, station, device, analyte, commodity, kind, state, overdue and time."""
+    size = min(limit or settings.api_page_default, settings.api_page_max)
+    if market_id is not None and not principal.sees_market(market_id):
+        return Page(items=[])
+    f = q.FailureFilter(
+        markets=principal.market_filter(),
+        market_id=market_id,
+        station_id=station_id,
+        device_id=device_id,
+        analyte=analyte,
+        commodity=commodity,
+        strip_lot=strip_lot,
+        kinds=[k.value for k in kind] if kind else None,
+        states=[s.value for s in state] if state else None,
+        open_only=open,
+        overdue_at=clock() if overdue else None,
+        since=since,
+        until=until,
+    )
+    rows = q.list_failures(db, f, size + 1, _parse_after(cursor))
+    now = clock()
+    for row in rows:
+        row["overdue"] = row["closed_at"] is None and row["due_at"] is not None and row["due_at"] < now
+    next_cursor = None
+    if len(rows) > size:
+        rows = rows[:size]
+        next_cursor = encode_cursor([rows[-1]["raised_at"].isoformat(), rows[-1]["failure_id"]])
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+@router.get("/stream", response_class=StreamingResponse)
+async def failure_stream(
+    request: Request,
+    principal: CurrentPrincipal,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+    max_events: Annotated[int | None, Query(ge=1, le=100_000, description="close after this many events")] = None,
+    timeout_s: Annotated[float | None, Query(gt=0, le=86_400, description="close after this long")] = None,
+) -> StreamingResponse:
+    """Live failures as Server-Sent Events; reconnect with ``Last-Event-ID`` to miss nothing."""
+    after = parse_last_event_id(last_event_id_header)
+    if after is None:
+        after = last_event_id
+    database: Database = request.app.state.database
+    options = FeedOptions(principal.market_filter(), after, max_events, timeout_s)
+    return StreamingResponse(
+        stream(request, database, options),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _found(db: Db, failure_id: UUID, principal: Principal, lock: bool = False) -> dict[str, Any]:
+    found = q.get_failure(db, failure_id, principal.market_filter(), lock)
+    if found is None:
+        raise ApiError(404, "not_found", f"no failure {failure_id}")
+    return found
+
+
+def _detail(db: Db, found: dict[str, Any], principal: Principal, now: datetime) -> dict[str, Any]:
+    events = q.load_events(db, found["failure_id"])
+    kind = workflow.Kind(found["kind"])
+    status = workflow.current(events)
+    reading, verdict = q.reading_and_verdict(db, found["reading_id"]) if found["reading_id"] else (None, None)
+    deadline = workflow.objection_deadline(status, workflow.Deadlines())
+    role = principal.role if principal.role in workflow.ROLES else "none"
+    return {
+        **found,
+        "overdue": workflow.is_overdue(status, now) if found["due_at"] is not None else False,
+        "objection_deadline": deadline,
+        "allowed_actions": workflow.allowed_actions(kind, events, role, now),
+        "reading": reading,
+        "verdict": verdict,
+        "thresholds_used": (verdict or {}).get("thresholds") or found["details"].get("thresholds"),
+        "history": q.history(db, found["failure_id"]),
+    }
+
+
+@router.get("/{failure_id}")
+def failure(failure_id: UUID, db: Db, principal: CurrentPrincipal, clock: ClockDep) -> dict[str, Any]:
+    """One failure with its reading, both verdicts, the thresholds used, its history and certificate number."""
+    return _detail(db, _found(db, failure_id, principal), principal, clock())
+
+
+class ActionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(min_length=1, max_length=64, description="e.g. object, destroy, lab_positive, close")
+    note: str | None = Field(None, max_length=4000)
+    evidence: dict[str, str] = Field(
+        default_factory=dict, description="photo_ref, lab_report_no, retest_reading_id, report_ref, ..."
+    )
+
+
+@router.post("/{failure_id}/actions")
+def act(
+    failure_id: UUID,
+    body: ActionRequest,
+    db: Db,
+    clock: ClockDep,
+    principal: Annotated[Principal, Depends(require_role("operator", "regulator"))],
+) -> dict[str, Any]:
+    """Move a failure through its workflow; 409 names the actions allowed now."""
+    found = _found(db, failure_id, principal, lock=True)
+    now = clock()
+    events = q.load_events(db, found["failure_id"])
+    kind = workflow.Kind(found["kind"])
+    evidence: dict[str, Any] = {**body.evidence, "note": body.note}
+    try:
+        event = workflow.decide(kind, events, body.action, principal.name, principal.role, now, evidence)
+    except workflow.WorkflowError as exc:
+        raise ApiError(exc.status, exc.code, exc.message, {**exc.details, "allowed": exc.allowed}) from None
+    status = workflow.current([*events, event])
+    q.record_action(
+        db, found["failure_id"], event, status, workflow.due_at(status, None, found.get("wholesale", False))
+    )
+    db.commit()
+    return _detail(db, _found(db, failure_id, principal), principal, now)

@@ -1,5 +1,85 @@
-"""Routes of this resource (being written)."""
+"""Pass-rate statistics (合格率), failures by kind, closure rate (处置率) and median time to closure."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Query
+
+from api.deps import ClockDep, CurrentPrincipal, Db
+from api.errors import ApiError
+from api.pagination import Page, decode_cursor, encode_cursor
+from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
+from api.routes.thresholds import router as thresholds_router
+from schemas.common import AwareDatetime, Identifier
+
+router = APIRouter(tags=["stats"])
+# The threshold registry's routes ride on this router until app.ROUTERS lists "thresholds".
+router.include_router(thresholds_router)
+
+MAX_RANGE = timedelta(days=800)
+PAGE_DEFAULT = 1000
+PAGE_MAX = 10_000
+
+
+def _hour_floor(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_ceil(t: datetime) -> datetime:
+    floor = _hour_floor(t)
+    return floor if floor == t else floor + timedelta(hours=1)
+
+
+def _zone(tz: str) -> str:
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(422, "invalid_request", f"unknown time zone {tz!r}") from None
+    offset = datetime(2026, 1, 1, tzinfo=zone).utcoffset() or timedelta(0)
+    if offset % timedelta(hours=1):
+        raise ApiError(422, "invalid_request", "day/week buckets need a time zone with a whole-hour offset")
+    return tz
+
+
+def _after(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    bucket, group = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(bucket), str(group)
+    except (TypeError, ValueError):
+        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
+
+
+@router.get("/v1/stats/pass-rate", response_model=Page[dict[str, Any]])
+def pass_rate(
+    db: Db,
+    principal: CurrentPrincipal,
+    clock: ClockDep,
+    group_by: GroupBy = GroupBy.MARKET,
+    bucket: Bucket = Bucket.DAY,
+    since: Annotated[AwareDatetime | None, Query(description="start (RFC 3339), floored to the hour")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="end (RFC 3339), raised to the hour")] = None,
+    tz: Annotated[str, Query(max_length=64, description="IANA zone of day/week buckets")] = "Asia/Shanghai",
+    market_id: Identifier | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=PAGE_MAX)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[dict[str, Any]]:
+    """Tests, failures by kind, pass rate, closure rate and median time to closure per group and bucket."""
+    end = _hour_ceil(until or clock())
+    start = _hour_floor(since or end - timedelta(days=7))
+    if start >= end or end - start > MAX_RANGE:
+        raise ApiError(422, "invalid_request", f"need since < until, at most {MAX_RANGE.days} days apart")
+    if market_id is not None and not principal.sees_market(market_id):
+        return Page(items=[])
+    query = StatsQuery(group_by, bucket, start, end, _zone(tz), principal.market_filter(), market_id)
+    size = limit or PAGE_DEFAULT
+    rows = pass_rate_rows(db, query, size + 1, _after(cursor))
+    next_cursor = None
+    if len(rows) > size:
+        rows = rows[:size]
+        next_cursor = encode_cursor([rows[-1]["bucket_start"].isoformat(), rows[-1]["group"]])
+    return Page(items=rows, next_cursor=next_cursor)

@@ -32,7 +32,8 @@ def _uri(value: object) -> bool:
 
 @FORMATS.checks("date-time", raises=ValueError)
 def _date_time(value: object) -> bool:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", value):
+    pattern = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
         raise ValueError(f"not an RFC 3339 date-time: {value!r}")
     datetime.fromisoformat(value)
     return True

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
-from typing import Any
+from datetime import UTC, datetime
 
 import pytest
 from paho.mqtt.client import topic_matches_sub
 from pydantic import ValidationError
 
-from schemas.common import ID_RE
-from schemas.reading import MAX_PAYLOAD_BYTES, Reading
+from ingest.route import Accepted, Rejected, route
+from schemas.reading import Reading
 from simulators.malformed import CODES, DEFAULT_FILTER, GOOD_TOPIC, MALFORMED_CASES, MalformedCase, valid_payload
 
-TOPIC_RE = re.compile(r"^rt/v1/markets/([^/]*)/stations/([^/]*)/devices/([^/]*)/readings$")
-
-
-def topic_ids(topic: str) -> tuple[str, str, str] | None:
-    match = TOPIC_RE.match(topic)
-    if match is None or not all(ID_RE.match(level) for level in match.groups()):
-        return None
-    return match.group(1), match.group(2), match.group(3)
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
 
 def schema_errors(raw: bytes) -> list[str] | None:
@@ -33,39 +25,19 @@ def schema_errors(raw: bytes) -> list[str] | None:
     return None
 
 
-def failing_checks(topic: str, raw: bytes) -> set[str]:
-    """Every check the (topic, payload) fails, each named by its dead-letter code."""
-    failed = set()
-    ids = topic_ids(topic)
-    if ids is None:
-        failed.add("bad_topic")
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        failed.add("too_large")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return failed | {"not_utf8"}
-    try:
-        payload: Any = json.loads(text)
-    except json.JSONDecodeError:
-        return failed | {"not_json"}
-    if schema_errors(raw) is not None:
-        return failed | {"invalid_reading"}
-    stated = (payload.get("market_id"), payload.get("station_id"), payload.get("device_id"))
-    if ids is not None and any(s is not None and s != i for s, i in zip(stated, ids, strict=True)):
-        failed.add("id_mismatch")
-    return failed
-
-
 def test_the_valid_payload_passes_every_check() -> None:
     raw = json.dumps(valid_payload(), ensure_ascii=False).encode()
-    assert failing_checks(GOOD_TOPIC, raw) == set()
+    assert isinstance(route(GOOD_TOPIC, raw, NOW), Accepted)
 
 
 @pytest.mark.parametrize("case", MALFORMED_CASES, ids=lambda c: c.name)
 def test_case_fails_exactly_its_own_check(case: MalformedCase) -> None:
     assert case.expected_code in CODES
-    assert failing_checks(case.topic, case.payload_bytes) == {case.expected_code}
+    result = route(case.topic, case.payload_bytes, NOW)
+    assert isinstance(result, Rejected), case.name
+    assert result.code == case.expected_code, result.reason
+    for field in case.fields:
+        assert field in result.reason, (field, result.reason)
 
 
 @pytest.mark.parametrize("case", [c for c in MALFORMED_CASES if c.fields], ids=lambda c: c.name)

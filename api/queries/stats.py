@@ -1,0 +1,146 @@
+"""SQL for pass-rate statistics.
+
+Test counts come from the hourly ``pass_rate_<dim>_hourly`` relations: on
+TimescaleDB continuous aggregates (real-time), on plain PostgreSQL rollup
+tables kept by a trigger (migration 0002).  Both have the same names and
+columns, so this one query answers on either path.  Closure figures
+(处置率, median time to closure) come from the ``failures`` table, bucketed by
+``raised_at``.  Day and week buckets are local to ``tz`` (whole-hour offsets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from storage.db import Connection
+
+
+class GroupBy(StrEnum):
+    MARKET = "market"
+    STATION = "station"
+    ANALYTE = "analyte"
+    COMMODITY = "commodity"
+    REGION = "region"
+
+
+class Bucket(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+
+
+KEY_COLUMN = {
+    GroupBy.MARKET: "market_id",
+    GroupBy.STATION: "station_id",
+    GroupBy.ANALYTE: "analyte",
+    GroupBy.COMMODITY: "commodity",
+    GroupBy.REGION: "region_code",
+}
+COUNTS = ("n_tests", "n_negative", "n_positive", "n_suspicious", "n_invalid", "n_verdict_mismatch", "n_cutoff_mismatch")
+SCREEN_KINDS = ("positive", "suspicious")
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    group_by: GroupBy
+    bucket: Bucket
+    since: datetime
+    until: datetime
+    tz: str = "UTC"
+    markets: list[str] | None = None  # the principal's scope
+    market_id: str | None = None
+
+
+def _bucket_sql(bucket: Bucket, column: str) -> str:
+    if bucket is Bucket.HOUR:
+        return f"date_bin(INTERVAL '1 hour', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    return f"(date_trunc('{bucket.value}', {column} AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s)"
+
+
+def _scope(q: StatsQuery, params: dict[str, Any]) -> str:
+    sql = ""
+    if q.markets is not None:
+        sql += " AND market_id = ANY(%(markets)s)"
+        params["markets"] = q.markets
+    if q.market_id is not None:
+        sql += " AND market_id = %(market_id)s"
+        params["market_id"] = q.market_id
+    return sql
+
+
+def pass_rate_rows(
+    conn: Connection, q: StatsQuery, limit: int, after: tuple[datetime, str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per (bucket, group): test counts by verdict, and closure figures of screen failures."""
+    params: dict[str, Any] = {
+        "since": q.since,
+        "until": q.until,
+        "tz": q.tz,
+        "limit": limit,
+        "kinds": list(SCREEN_KINDS),
+    }
+    scope = _scope(q, params)
+    key = KEY_COLUMN[q.group_by]
+    sums = ", ".join(f"sum({c})::bigint AS {c}" for c in COUNTS)
+    page = ""
+    if after is not None:
+        page = "WHERE (t.bucket_start, t.grp) > (%(after_b)s, %(after_g)s)"
+        params["after_b"], params["after_g"] = after
+    query = f"""
+        WITH tests AS (
+            SELECT {_bucket_sql(q.bucket, "bucket")} AS bucket_start, {key} AS grp, {sums}
+            FROM pass_rate_{q.group_by.value}_hourly
+            WHERE bucket >= %(since)s AND bucket < %(until)s {scope}
+            GROUP BY 1, 2
+        ), closure AS (
+            SELECT {_bucket_sql(q.bucket, "raised_at")} AS bucket_start, coalesce({key}, '') AS grp,
+                   count(*) AS n_failures, count(closed_at) AS n_closed,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - raised_at))
+                       FILTER (WHERE closed_at IS NOT NULL) AS median_close_s
+            FROM failures
+            WHERE kind = ANY(%(kinds)s) AND raised_at >= %(since)s AND raised_at < %(until)s {scope}
+            GROUP BY 1, 2
+        )
+        SELECT * FROM (
+            SELECT coalesce(t.bucket_start, c.bucket_start) AS bucket_start, coalesce(t.grp, c.grp) AS grp,
+                   {", ".join(f"coalesce(t.{c}, 0) AS {c}" for c in COUNTS)},
+                   coalesce(c.n_failures, 0) AS n_failures, coalesce(c.n_closed, 0) AS n_closed,
+                   c.median_close_s
+            FROM tests t FULL JOIN closure c ON c.bucket_start = t.bucket_start AND c.grp = t.grp
+        ) AS t
+        {page}
+        ORDER BY bucket_start, grp
+        LIMIT %(limit)s
+    """
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        names = [d[0] for d in cur.description or ()]
+        return [shape(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+
+
+def shape(row: dict[str, Any]) -> dict[str, Any]:
+    """The API form of one row: counts, 合格率 and 处置率."""
+    valid = row["n_tests"] - row["n_invalid"]
+    median = row["median_close_s"]
+    return {
+        "bucket_start": row["bucket_start"],
+        "group": row["grp"],
+        "tests": row["n_tests"],
+        "valid_tests": valid,
+        "negative": row["n_negative"],
+        "failures_by_kind": {
+            "positive": row["n_positive"],
+            "suspicious": row["n_suspicious"],
+            "invalid": row["n_invalid"],
+            "verdict_mismatch": row["n_verdict_mismatch"],
+            "cutoff_mismatch": row["n_cutoff_mismatch"],
+        },
+        "pass_rate": round(row["n_negative"] / valid, 6) if valid else None,
+        "screen_failures": row["n_failures"],
+        "closed": row["n_closed"],
+        "closure_rate": round(row["n_closed"] / row["n_failures"], 6) if row["n_failures"] else None,
+        "median_hours_to_close": round(float(median) / 3600, 3) if median is not None else None,
+    }

@@ -1,0 +1,160 @@
+"""The strip-lot threshold registry (versioned by ``valid_from``) and the analyte catalogue."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from psycopg2 import errors as pg_errors
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.deps import ClockDep, CurrentPrincipal, Db, Principal, SettingsDep, require_role
+from api.errors import ApiError
+from api.pagination import Page, decode_cursor, encode_cursor
+from consumers.failure_store import load_registry
+from domain.analytes import catalogue
+from domain.judging import RegistryEntry, Scope, ThresholdError, resolve
+from schemas.common import AwareDatetime, Identifier
+
+router = APIRouter(tags=["thresholds"])
+
+_COLUMNS = "id, scope, analyte, strip_lot, valid_from, params, created_at, created_by, note"
+
+
+class ThresholdVersion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Scope
+    analyte: Identifier | None = None
+    strip_lot: Identifier | None = None
+    valid_from: AwareDatetime | None = Field(None, description="when it takes effect; default now")
+    params: dict[str, Any] = Field(
+        description="mode, c_min, r_pos, r_neg, t_pos, t_neg, calibration, "
+        "calibration_input, limit, suspicious_from, inhibition_fail_pct, ..."
+    )
+    note: str | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _keys_fit_scope(self) -> ThresholdVersion:
+        need = {Scope.PROJECT: (False, False), Scope.ANALYTE: (True, False), Scope.STRIP_LOT: (True, True)}
+        analyte, lot = need[self.scope]
+        if (self.analyte is not None) != analyte or (self.strip_lot is not None) != lot:
+            raise ValueError(
+                f"scope {self.scope.value} needs analyte {'set' if analyte else 'unset'} and "
+                f"strip_lot {'set' if lot else 'unset'}"
+            )
+        return self
+
+
+def _row(r: tuple[Any, ...]) -> dict[str, Any]:
+    names = ("id", "scope", "analyte", "strip_lot", "valid_from", "params", "created_at", "created_by", "note")
+    return dict(zip(names, r, strict=True))
+
+
+@router.get("/v1/thresholds", response_model=Page[dict[str, Any]])
+def thresholds(
+    db: Db,
+    _: CurrentPrincipal,
+    settings: SettingsDep,
+    scope: Scope | None = None,
+    analyte: Identifier | None = None,
+    strip_lot: Identifier | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[dict[str, Any]]:
+    """Every registry version, newest first."""
+    size = min(limit or settings.api_page_default, settings.api_page_max)
+    clauses: list[str] = ["TRUE"]
+    params: list[Any] = []
+    for column, value in (("scope", scope.value if scope else None), ("analyte", analyte), ("strip_lot", strip_lot)):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, 1)
+        clauses.append("id < %s")
+        params.append(int(before) if str(before).isdigit() else 0)
+    with db.cursor() as cur:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM threshold_sets WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
+            [*params, size + 1],
+        )
+        rows = [_row(r) for r in cur.fetchall()]
+    next_cursor = encode_cursor([rows[size - 1]["id"]]) if len(rows) > size else None
+    return Page(items=rows[:size], next_cursor=next_cursor)
+
+
+@router.post("/v1/thresholds", status_code=201)
+def add_threshold_version(
+    body: ThresholdVersion,
+    db: Db,
+    clock: ClockDep,
+    principal: Annotated[Principal, Depends(require_role("regulator"))],
+) -> dict[str, Any]:
+    """Add a version of a project, analyte or strip-lot threshold set (regulators only)."""
+    valid_from = body.valid_from or clock()
+    entries = load_registry(db)
+    candidate = RegistryEntry(
+        1 + max((e.entry_id for e in entries), default=0),
+        body.scope,
+        body.analyte,
+        body.strip_lot,
+        valid_from,
+        body.params,
+    )
+    try:
+        resolve([*entries, candidate], body.analyte or "", body.strip_lot or "", valid_from)
+    except (ThresholdError, TypeError) as exc:
+        raise ApiError(422, "invalid_thresholds", str(exc)) from None
+    try:
+        with db.cursor() as cur:
+            cur.execute(
+                "INSERT INTO threshold_sets (scope, analyte, strip_lot, valid_from, params, created_by, note) "
+                f"VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING {_COLUMNS}",
+                (
+                    body.scope.value,
+                    body.analyte,
+                    body.strip_lot,
+                    valid_from,
+                    _dumps(body.params),
+                    principal.name,
+                    body.note,
+                ),
+            )
+            found = cur.fetchone()
+        db.commit()
+    except pg_errors.UniqueViolation:
+        db.rollback()
+        raise ApiError(409, "conflict", "a version with this scope, keys and valid_from exists") from None
+    assert found is not None
+    return _row(found)
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    return json.dumps(value, allow_nan=False)
+
+
+@router.get("/v1/thresholds/resolve")
+def resolved_thresholds(
+    db: Db,
+    _: CurrentPrincipal,
+    clock: ClockDep,
+    analyte: Identifier,
+    strip_lot: Identifier,
+    at: Annotated[AwareDatetime | None, Query(description="default now")] = None,
+) -> dict[str, Any]:
+    """The thresholds a reading of this analyte and strip lot measured at ``at`` is judged with."""
+    moment: datetime = at or clock()
+    try:
+        resolved = resolve(load_registry(db), analyte, strip_lot, moment)
+    except ThresholdError as exc:
+        raise ApiError(500, "registry_inconsistent", str(exc)) from None
+    return {"analyte": analyte, "strip_lot": strip_lot, "at": moment, **resolved.to_dict()}
+
+
+@router.get("/v1/analytes")
+def analytes(_: CurrentPrincipal) -> dict[str, Any]:
+    """The analyte catalogue: codes, Chinese and English names, commodities, method standards."""
+    return {"items": [a.to_dict() for a in catalogue().values()]}

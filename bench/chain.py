@@ -1,0 +1,247 @@
+"""Certificate chain benchmark: bulk load, API query latencies, chain consumer throughput.
+
+``python -m bench.chain [--certificates 1000000] [--consumer 30000]`` on a scratch
+database of the PostgreSQL server at ``--admin-dsn`` (dropped afterwards) and a
+Tansu broker it starts (or ``--kafka host:port``):
+
+1. load time of N simulated certificates (bulk COPY, digests computed as the consumer does);
+2. readings sampling stall lots (so recall scopes have rapid tests);
+3. p50/p99 of ``/trace`` up and down, ``/recall-scope`` and ``/verify`` of 8-hop chains,
+   through the API (FastAPI TestClient in this process, real database);
+4. chain consumer throughput: M more certificates produced to Kafka first, then drained by
+   the real consumer loop (``ChainStore``) with digests, parent checks and out-of-order holding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.stats import percentiles, rate
+from consumers.chain_store import ChainStore
+from consumers.copy_text import copy_buffer
+from consumers.runner import ConsumerLoop
+from schemas.settings import Settings
+from simulators.certificates import DistrictShape, district
+from simulators.chain_load import bulk_load, publish
+from storage.db import Connection, connect, create_database, drop_database
+from storage.migrate import migrate
+
+Figures = dict[str, Any]
+READING_COLUMNS = ("reading_id", "measured_at", "received_at", "market_id", "station_id", "device_id", "commodity",
+                   "certificate_no", "lot_code", "analyte", "method", "strip_lot", "c_line", "t_line",
+                   "device_result", "raw")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _tap(records: Iterator[dict[str, Any]], stall_lots: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for rec in records:
+        if rec["location"]["stall_id"]:
+            stall_lots.append(rec)
+        yield rec
+
+
+def load_phase(conn: Connection, n: int) -> tuple[Figures, list[dict[str, Any]], dict[str, int]]:
+    stall_lots: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    state = bulk_load(conn, _tap(district(n, seed=1), stall_lots))
+    seconds = time.perf_counter() - started
+    figures = {"certificates": state.loaded, "seconds": round(seconds, 1),
+               "per_second": round(rate(state.loaded, seconds)), "max_depth": max(state.depths.values())}
+    return figures, stall_lots, state.depths
+
+
+def readings_phase(conn: Connection, stall_lots: list[dict[str, Any]], count: int) -> list[str]:
+    """``count`` readings of random stall lots (0.3% positive); returns their ids."""
+    rng = random.Random(3)
+    rows, ids = [], []
+    for lot in rng.choices(stall_lots, k=min(count, len(stall_lots))):
+        rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        positive = rng.random() < 0.003
+        at = lot["issued_at"]
+        rows.append((rid, at, at, lot["location"]["market_id"], "st-1", "dev-1", lot["product"]["name"],
+                     lot["certificate_no"], lot.get("lot_code"), "chlorpyrifos", "colloidal_gold", "CG1", 1500.0,
+                     300.0 if positive else 1490.0, "positive" if positive else "negative", "{}"))
+        ids.append(rid)
+    with conn.cursor() as cur:
+        cur.copy_expert(f"COPY readings ({', '.join(READING_COLUMNS)}) FROM STDIN", copy_buffer(rows))
+        cur.execute("ANALYZE")
+    conn.commit()
+    return ids
+
+
+def _timed(client: Any, paths: list[str]) -> Figures:
+    times = []
+    for path in paths:
+        started = time.perf_counter()
+        response = client.get(path)
+        times.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
+    return {k: round(v * 1000, 1) if k != "n" else int(v) for k, v in percentiles(times).items()}
+
+
+def query_phase(dsn: str, depths: dict[str, int], reading_ids: list[str], samples: int) -> Figures:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    rng = random.Random(5)
+    numbers = list(depths)
+    any_sample = rng.sample(numbers, min(samples, len(numbers)))
+    roots = [n for n, d in depths.items() if d == 0]
+    origins = rng.sample(roots, min(samples, len(roots)))
+    deepest = [n for n, d in depths.items() if d == 8]
+    eight_hops = rng.sample(deepest, min(samples, len(deepest)))
+    recalls = rng.sample(reading_ids, min(samples, len(reading_ids)))
+    with TestClient(create_app(Settings(database_url=dsn, api_auth=False))) as client:
+        _timed(client, [f"/v1/certificates/{n}/trace?direction=both" for n in any_sample[:20]])  # warm up
+        return {
+            "trace_up_ms": _timed(client, [f"/v1/certificates/{n}/trace?direction=up" for n in any_sample]),
+            "trace_down_ms": _timed(client, [f"/v1/certificates/{n}/trace?direction=down" for n in any_sample]),
+            "trace_down_from_origin_ms": _timed(client, [f"/v1/certificates/{n}/trace?direction=down"
+                                                         for n in origins]),
+            "recall_scope_ms": _timed(client, [f"/v1/readings/{r}/recall-scope" for r in recalls]),
+            "verify_8_hops_ms": _timed(client, [f"/v1/certificates/{n}/verify" for n in eight_hops]),
+        }
+
+
+def _count(dsn: str, prefix: str) -> int:
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM certificates WHERE certificate_no LIKE %s", (prefix + "%",))
+            row = cur.fetchone()
+            return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
+def consumer_phase(dsn: str, bootstrap: str, n: int) -> Figures:
+    from kafka import KafkaProducer
+
+    from runtime.kafka_topics import ensure_topics
+
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(database_url=dsn, kafka_bootstrap=bootstrap, topic_certificates=f"bench.cert.{tag}",
+                        topic_deadletter=f"bench.dead.{tag}", consumer_group_prefix=f"bench{tag}",
+                        kafka_max_poll_interval_ms=5000, kafka_session_timeout_ms=6000, consumer_batch_size=2000)
+    ensure_topics(bootstrap, [settings.topic_certificates, settings.topic_deadletter], partitions=3, replication=1)
+    shape = DistrictShape(prefix="KAF")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+    try:
+        publish(producer, settings.topic_certificates, district(n, seed=2, shape=shape))
+    finally:
+        producer.close()
+    prefix = f"KAF-{shape.region_code}-2-"
+    stop = threading.Event()
+    loop = ConsumerLoop(ChainStore(settings), settings, stop)
+    thread = threading.Thread(target=loop.run, name="chain-consumer", daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    first_at, first_count, count = None, 0, 0
+    deadline = started + max(120.0, n / 200)
+    while count < n and time.perf_counter() < deadline and thread.is_alive():
+        time.sleep(0.1)
+        count = _count(dsn, prefix)
+        if first_at is None and count:
+            first_at, first_count = time.perf_counter(), count
+    ended = time.perf_counter()
+    stop.set()
+    thread.join(timeout=30)
+    held = _scalar(dsn, "SELECT count(*) FROM certificate_held")
+    drained = ended - (first_at or ended)
+    return {"certificates": n, "stored": count, "held_left": held,
+            "per_second": round(rate(count - first_count, drained)) if first_at else 0,
+            "seconds_draining": round(drained, 1),
+            "seconds_including_group_join": round(ended - started, 1)}
+
+
+def _scalar(dsn: str, query: str) -> Any:
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            row = cur.fetchone()
+            return row[0] if row else None
+    finally:
+        conn.close()
+
+
+def _kafka(bootstrap: str | None) -> tuple[str, Any]:
+    if bootstrap:
+        return bootstrap, lambda: None
+    from runtime.embedded import EmbeddedKafka
+    from runtime.ports import free_port
+
+    work = Path(tempfile.mkdtemp(prefix="rt-bench-chain-"))
+    kafka = EmbeddedKafka(free_port(), work).start()
+
+    def stop() -> None:
+        kafka.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    return kafka.bootstrap, stop
+
+
+def run(args: argparse.Namespace) -> Figures:
+    name = f"rt_bench_chain_{uuid.uuid4().hex[:8]}"
+    dsn = create_database(args.admin_dsn, name)
+    figures: Figures = {"database": name}
+    try:
+        migrate(dsn, Settings())
+        conn = connect(dsn)
+        try:
+            _log(f"loading {args.certificates:,} certificates ...")
+            figures["load"], stall_lots, depths = load_phase(conn, args.certificates)
+            _log(f"load: {figures['load']}")
+            reading_ids = readings_phase(conn, stall_lots, args.readings)
+            figures["readings"] = len(reading_ids)
+        finally:
+            conn.close()
+        figures["queries"] = query_phase(dsn, depths, reading_ids, args.samples)
+        _log(f"queries: {figures['queries']}")
+        if args.consumer:
+            bootstrap, stop_kafka = _kafka(args.kafka)
+            try:
+                figures["consumer"] = consumer_phase(dsn, bootstrap, args.consumer)
+            finally:
+                stop_kafka()
+            _log(f"consumer: {figures['consumer']}")
+    finally:
+        drop_database(args.admin_dsn, name)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--certificates", type=int, default=1_000_000, help="certificates to bulk load")
+    parser.add_argument("--consumer", type=int, default=30_000, help="certificates through Kafka (0: skip)")
+    parser.add_argument("--readings", type=int, default=64_000, help="readings sampling stall lots")
+    parser.add_argument("--samples", type=int, default=500, help="requests per query kind")
+    parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--kafka", default=None, help="bootstrap of a running broker (default: start Tansu)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    figures = run(args)
+    figures["total_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(figures, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

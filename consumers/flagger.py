@@ -1,0 +1,449 @@
+"""Flagger: ``rt.readings.v1`` → server verdicts, failures, workflow events, alerts on ``rt.alerts.v1``.
+
+Per batch, in one transaction (the runner commits):
+
+1. judge every reading with the registry thresholds in force at its ``measured_at``;
+2. store the verdicts (``ON CONFLICT DO NOTHING``: only new readings go further);
+3. raise a failure for each positive, suspicious or invalid strip and each
+   verdict or cut-off disagreement with the device;
+4. look for invalid-rate anomalies of the devices and strip lots that just saw
+   an invalid strip; every ``sweep_interval`` also raise overdue workflow steps
+   and silent readers;
+5. append each new failure's opening events and its alert to the outbox.
+
+After the commit, :meth:`Flagger.after_commit` publishes every pending outbox
+row to ``rt.alerts.v1`` and marks it sent, before the runner commits offsets.
+A redelivered batch inserts no verdict, so it raises nothing twice; an alert
+whose publication was interrupted is published on the next batch (its
+``failure_id`` lets a consumer drop the rare duplicate).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from kafka import KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client import Counter
+
+from consumers import failure_store as store
+from consumers.reading_store import parse_envelope
+from domain import workflow
+from domain.anomaly import AnomalyRules, invalid_rate_anomaly, silent_devices
+from domain.judging import RegistryEntry, Thresholds, cutoff_disagrees, judge, resolve, signal_of
+from domain.workflow import Kind
+from ingest.kafka_out import make_producer
+from schemas.common import rfc3339, utc_now
+from schemas.envelope import ReadingEnvelope
+from schemas.reading import Method, Verdict
+from schemas.settings import Settings
+from storage.db import Connection, connect
+
+log = logging.getLogger(__name__)
+
+RAISED = Counter("rt_failures_raised_total", "Failures raised by the flagger", ["kind"])
+ALERTS = Counter("rt_alerts_published_total", "Alerts published to rt.alerts.v1")
+
+
+@dataclass(frozen=True)
+class FlaggerRules:
+    """Configuration defaults (DOMAIN.md marks them uncertain)."""
+
+    anomaly: AnomalyRules = field(default_factory=AnomalyRules)
+    deadlines: workflow.Deadlines = field(default_factory=workflow.Deadlines)
+    base: Thresholds = field(default_factory=Thresholds)
+    window_tests: int = 50
+    baseline_tests: int = 1000
+    sweep_interval_s: float = 30.0
+    registry_check_s: float = 5.0
+
+
+def region_of(payload: dict[str, Any]) -> str:
+    """An optional origin region code a device may send (``region_code`` or ``sample.region_code``)."""
+    sample = payload.get("sample") if isinstance(payload.get("sample"), dict) else {}
+    value = payload.get("region_code") or (sample or {}).get("region_code") or ""
+    return str(value)[:64]
+
+
+def verdict_row(env: ReadingEnvelope, entries: list[RegistryEntry], base: Thresholds) -> dict[str, Any]:
+    """The verdict of one reading, with the thresholds it was judged by."""
+    r = env.reading()
+    resolved = resolve(entries, r.assay.analyte, r.assay.strip_lot, r.measured_at, base)
+    judgement = judge(signal_of(r), resolved.thresholds)
+    device = r.device_result.value if r.device_result else None
+    gold = r.assay.method is Method.COLLOIDAL_GOLD
+    return {
+        "reading_id": r.reading_id,
+        "measured_at": r.measured_at,
+        "received_at": env.received_at,
+        "market_id": env.market_id,
+        "station_id": env.station_id,
+        "device_id": env.device_id,
+        "analyte": r.assay.analyte,
+        "commodity": r.sample.commodity,
+        "commodity_category": r.sample.commodity_category.value if r.sample.commodity_category else None,
+        "region_code": region_of(env.payload),
+        "strip_lot": r.assay.strip_lot,
+        "method": r.assay.method.value,
+        "device_result": device,
+        "server_result": judgement.verdict.value,
+        "rule": judgement.rule,
+        "reason": judgement.reason,
+        "ratio": judgement.ratio,
+        "concentration": judgement.concentration,
+        "device_cutoff": r.assay.cutoff_ratio,
+        "verdict_mismatch": device is not None and device != judgement.verdict.value,
+        "cutoff_mismatch": gold and cutoff_disagrees(r.assay.cutoff_ratio, resolved.thresholds),
+        "thresholds": resolved.to_dict(),
+        # not stored in verdicts, used for the failure rows:
+        "_sample": r.sample,
+    }
+
+
+_VERDICT_KINDS = {
+    Verdict.POSITIVE.value: Kind.POSITIVE,
+    Verdict.SUSPICIOUS.value: Kind.SUSPICIOUS,
+    Verdict.INVALID.value: Kind.INVALID,
+}
+
+
+def _summary(kind: Kind, v: dict[str, Any]) -> str:
+    where = f"{v['commodity']} / {v['analyte']} at {v['market_id']}/{v['station_id']}"
+    if kind is Kind.VERDICT_MISMATCH:
+        return f"device {v['device_id']} said {v['device_result']}, server judged {v['server_result']}: {where}"
+    if kind is Kind.CUTOFF_MISMATCH:
+        return (
+            f"device {v['device_id']} cut-off {v['device_cutoff']:g} differs from the registry's "
+            f"r_pos {v['thresholds']['r_pos']:g}: {where}"
+        )
+    return f"{kind.value} strip: {where} ({v['reason']})"
+
+
+def reading_failures(v: dict[str, Any], now: datetime) -> list[store.NewFailure]:
+    """The failures one new verdict raises."""
+    kinds = []
+    if v["server_result"] in _VERDICT_KINDS:
+        kinds.append(_VERDICT_KINDS[v["server_result"]])
+    if v["verdict_mismatch"]:
+        kinds.append(Kind.VERDICT_MISMATCH)
+    if v["cutoff_mismatch"]:
+        kinds.append(Kind.CUTOFF_MISMATCH)
+    sample = v["_sample"]
+    out = []
+    for kind in kinds:
+        key = f"{kind.value}:{v['reading_id']}"
+        row = {
+            "failure_id": store.failure_id_for(key),
+            "dedup_key": key,
+            "kind": kind.value,
+            "workflow": workflow.workflow_of(kind).value,
+            "raised_at": now,
+            "summary": _summary(kind, v),
+            "details": {
+                "server_result": v["server_result"],
+                "device_result": v["device_result"],
+                "rule": v["rule"],
+                "reason": v["reason"],
+                "ratio": v["ratio"],
+                "device_cutoff": v["device_cutoff"],
+                "thresholds": v["thresholds"],
+            },
+            "reading_id": v["reading_id"],
+            "measured_at": v["measured_at"],
+            "market_id": v["market_id"],
+            "station_id": v["station_id"],
+            "device_id": v["device_id"],
+            "analyte": v["analyte"],
+            "commodity": v["commodity"],
+            "commodity_category": v["commodity_category"],
+            "region_code": v["region_code"],
+            "strip_lot": v["strip_lot"],
+            "sample_id": sample.sample_id,
+            "vendor_id": sample.vendor_id,
+            "certificate_no": sample.certificate_no,
+            "lot_code": sample.lot_code,
+            "subject": v["device_id"],
+        }
+        out.append(store.NewFailure(row, workflow.auto_events(kind, now)))
+    return out
+
+
+def subject_failure(
+    kind: Kind, key: str, subject: str, now: datetime, summary: str, details: dict[str, Any], **columns: Any
+) -> store.NewFailure:
+    """A failure about a device, a strip lot or another failure rather than one reading."""
+    row = {
+        "failure_id": store.failure_id_for(key),
+        "dedup_key": key,
+        "kind": kind.value,
+        "workflow": workflow.workflow_of(kind).value,
+        "raised_at": now,
+        "summary": summary,
+        "details": details,
+        "subject": subject,
+        **columns,
+    }
+    return store.NewFailure(row, workflow.auto_events(kind, now))
+
+
+def alert_payload(f: store.NewFailure) -> dict[str, Any]:
+    """The ``rt.alerts.v1`` value of a new failure."""
+    row = f.row
+    status = workflow.current(f.events)
+    fields = (
+        "kind",
+        "summary",
+        "market_id",
+        "station_id",
+        "device_id",
+        "analyte",
+        "commodity",
+        "strip_lot",
+        "sample_id",
+        "vendor_id",
+        "certificate_no",
+        "lot_code",
+        "subject",
+    )
+    out: dict[str, Any] = {
+        "v": 1,
+        "failure_id": str(row["failure_id"]),
+        "raised_at": rfc3339(row["raised_at"]),
+        "state": status.state.value,
+    }
+    out.update({k: row.get(k) for k in fields})
+    out["reading_id"] = str(row["reading_id"]) if row.get("reading_id") else None
+    out["measured_at"] = rfc3339(row["measured_at"]) if row.get("measured_at") else None
+    out["parent_failure_id"] = str(row["parent_failure_id"]) if row.get("parent_failure_id") else None
+    out["details"] = row.get("details") or {}
+    return out
+
+
+class Flagger:
+    """The ``flagger`` consumer (registered in ``consumers/registry.py``)."""
+
+    name = "flagger"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        rules: FlaggerRules | None = None,
+        producer: KafkaProducer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or utc_now
+        self.rules = rules or FlaggerRules()
+        self._producer = producer
+        self._registry: list[RegistryEntry] = []
+        self._registry_version: tuple[int, int] | None = None
+        self._registry_checked = 0.0
+        self._last_sweep: datetime | None = None
+        self._outbox_conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    def topics(self, settings: Settings) -> list[str]:
+        return [settings.topic_readings]
+
+    # --- registry cache ---
+    def _entries(self, conn: Connection, now: datetime) -> list[RegistryEntry]:
+        stamp = now.timestamp()
+        if self._registry_version is None or stamp - self._registry_checked >= self.rules.registry_check_s:
+            version = store.registry_version(conn)
+            if version != self._registry_version:
+                self._registry = store.load_registry(conn)
+                self._registry_version = version
+            self._registry_checked = stamp
+        return self._registry
+
+    def refresh_registry(self) -> None:
+        """Forget the cached registry (tests and admin tools call this after an edit)."""
+        self._registry_version = None
+
+    # --- the batch ---
+    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> list[UUID]:
+        now = self.clock()
+        envelopes = [parse_envelope(r.value) for r in records]
+        entries = self._entries(conn, now)
+        rows = list(
+            {v["reading_id"]: v for v in (verdict_row(e, entries, self.rules.base) for e in envelopes)}.values()
+        )
+        new_ids = store.insert_verdicts(conn, rows)
+        new_rows = [v for v in rows if v["reading_id"] in new_ids]
+        store.upsert_device_activity(conn, new_rows)
+        raised = [f for v in new_rows for f in reading_failures(v, now)]
+        raised += self.rate_anomalies(conn, new_rows, now)
+        raised += self.sweep(conn, now)
+        return self.raise_failures(conn, raised)
+
+    def raise_failures(self, conn: Connection, failures: list[store.NewFailure]) -> list[UUID]:
+        """Insert failures, their opening events and alerts; returns the new failure ids."""
+        new = store.insert_failures(conn, failures, self.rules.deadlines)
+        store.enqueue_alerts(conn, [(f.row["failure_id"], f.row.get("market_id"), alert_payload(f)) for f in new])
+        store.append_events(conn, [(f.row["failure_id"], e) for f in new for e in f.events])
+        for f in new:
+            RAISED.labels(f.row["kind"]).inc()
+        return [f.row["failure_id"] for f in new]
+
+    # --- anomalies ---
+    def rate_anomalies(self, conn: Connection, new_rows: list[dict[str, Any]], now: datetime) -> list[store.NewFailure]:
+        invalid = [v for v in new_rows if v["server_result"] == Verdict.INVALID.value]
+        if not invalid:
+            return []
+        out = []
+        devices: list[tuple[str, ...]] = sorted({(v["device_id"],) for v in invalid})
+        lots: list[tuple[str, ...]] = sorted({(v["analyte"], v["strip_lot"]) for v in invalid})
+        context = {v["device_id"]: v for v in invalid}
+        for subject, kind, keys in (
+            ("device", Kind.INVALID_RATE_DEVICE, devices),
+            ("strip_lot", Kind.INVALID_RATE_STRIP_LOT, lots),
+        ):
+            counts = store.recent_invalid_counts(
+                conn, subject, keys, self.rules.window_tests, self.rules.baseline_tests
+            )
+            names = {k: "/".join(k) for k in keys}
+            already = store.open_subjects(conn, kind.value, names.values())
+            for key, (window, baseline) in sorted(counts.items()):
+                found = invalid_rate_anomaly(window, baseline, self.rules.anomaly)
+                if found is None or names[key] in already:
+                    continue
+                columns: dict[str, Any] = (
+                    {
+                        "device_id": key[0],
+                        "market_id": context[key[0]]["market_id"],
+                        "station_id": context[key[0]]["station_id"],
+                    }
+                    if subject == "device"
+                    else {"analyte": key[0], "strip_lot": key[1]}
+                )
+                details = {
+                    "window": vars(found.window),
+                    "baseline": vars(found.baseline),
+                    "window_rate": found.window_rate,
+                    "baseline_rate": found.baseline_rate,
+                    "baseline_source": found.baseline_source,
+                    "z": found.z,
+                }
+                dedup = f"{kind.value}:{names[key]}:{rfc3339(now)}"
+                out.append(
+                    subject_failure(
+                        kind, dedup, names[key], now, f"{subject} {names[key]}: {found.describe()}", details, **columns
+                    )
+                )
+        return out
+
+    def sweep(self, conn: Connection, now: datetime, force: bool = False) -> list[store.NewFailure]:
+        """Overdue workflow steps and silent readers, at most every ``sweep_interval_s``."""
+        if (
+            not force
+            and self._last_sweep is not None
+            and (now - self._last_sweep).total_seconds() < self.rules.sweep_interval_s
+        ):
+            return []
+        self._last_sweep = now
+        return self.overdue(conn, now) + self.silent(conn, now)
+
+    def overdue(self, conn: Connection, now: datetime) -> list[store.NewFailure]:
+        out = []
+        for f in store.overdue_failures(conn, now):
+            key = f"overdue:{f['failure_id']}:{f['state']}:{rfc3339(f['state_since'])}"
+            summary = (
+                f"{f['kind']} failure {f['failure_id']} overdue in state {f['state']} (due {rfc3339(f['due_at'])})"
+            )
+            columns = {
+                k: f[k]
+                for k in ("market_id", "station_id", "device_id", "analyte", "commodity", "strip_lot", "reading_id")
+            }
+            out.append(
+                subject_failure(
+                    Kind.OVERDUE,
+                    key,
+                    str(f["failure_id"]),
+                    now,
+                    summary,
+                    {"state": f["state"], "due_at": rfc3339(f["due_at"])},
+                    parent_failure_id=f["failure_id"],
+                    region_code=f["region_code"],
+                    **columns,
+                )
+            )
+        return out
+
+    def silent(self, conn: Connection, now: datetime) -> list[store.NewFailure]:
+        out = []
+        for s in silent_devices(store.devices_seen(conn), now, self.rules.anomaly):
+            d = s.device
+            key = f"silent_device:{d.device_id}:{rfc3339(d.last_seen)}"
+            hours = s.silent_for.total_seconds() / 3600
+            summary = f"reader {d.device_id} silent for {hours:.1f} working hours (last seen {rfc3339(d.last_seen)})"
+            out.append(
+                subject_failure(
+                    Kind.SILENT_DEVICE,
+                    key,
+                    d.device_id,
+                    now,
+                    summary,
+                    {"last_seen": rfc3339(d.last_seen), "silent_working_hours": round(hours, 2)},
+                    device_id=d.device_id,
+                    market_id=d.market_id,
+                    station_id=d.station_id,
+                )
+            )
+        return out
+
+    # --- after the commit: the outbox ---
+    def after_commit(self, result: Any) -> None:
+        """Publish every pending alert (this batch's and any left by a crash), then mark them sent."""
+        with self._lock:
+            conn = self._outbox()
+            try:
+                pending = store.pending_alerts(conn)
+                conn.commit()
+                if not pending:
+                    return
+                producer = self._get_producer()
+                futures = [
+                    producer.send(
+                        self.settings.topic_alerts,
+                        key=(market or "-").encode(),
+                        value=json.dumps(payload, ensure_ascii=False).encode(),
+                    )
+                    for _, market, payload in pending
+                ]
+                producer.flush(timeout=30)
+                for fut in futures:
+                    fut.get(timeout=30)
+                store.mark_sent(conn, [fid for fid, _, _ in pending])
+                conn.commit()
+                ALERTS.inc(len(pending))
+            except BaseException:
+                self._drop_outbox()
+                raise
+
+    def _outbox(self) -> Connection:
+        if self._outbox_conn is None or self._outbox_conn.closed:
+            if not self.settings.database_url:
+                raise ValueError("RT_DATABASE_URL is not set")
+            self._outbox_conn = connect(self.settings.database_url, application_name="rapidtrace-flagger-outbox")
+        return self._outbox_conn
+
+    def _drop_outbox(self) -> None:
+        if self._outbox_conn is not None:
+            try:
+                self._outbox_conn.close()
+            except Exception as exc:
+                log.debug("closing the outbox connection: %s", exc)
+        self._outbox_conn = None
+
+    def _get_producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = make_producer(self.settings, client_id="rapidtrace-flagger")
+        return self._producer

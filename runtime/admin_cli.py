@@ -1,0 +1,233 @@
+"""``rapidtrace token ...`` and ``rapidtrace device ...``: set-up and administration from a shell.
+
+    rapidtrace token issue --name "Wujin office" --role regulator
+    rapidtrace token issue --name "Market 7 desk" --role operator --market M07 --market M08
+    rapidtrace token issue --name "Coop 31" --role producer --holder-id coop-wj-0031
+    rapidtrace token list [--all] | rapidtrace token revoke TOKEN_ID
+    rapidtrace device add --market M07 --station S1 --device R-0031     (prints the password once)
+    rapidtrace device list [--market M07] [--all] | device rotate ID | device revoke ID
+    rapidtrace device write-acl [--password-file F --acl-file F --reload-pid-file F]
+
+Every command prints JSON. Changes are audited with the actor ``cli:<os user>``.
+Commands that change devices rewrite Mosquitto's files when RT_MQTT_PASSWORD_FILE
+and RT_MQTT_ACL_FILE are set; ``write-acl`` also makes sure the bridge account
+(RT_MQTT_USERNAME / RT_MQTT_PASSWORD) exists with that password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from schemas.common import utc_now
+from schemas.settings import Settings
+from storage.db import Connection
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def add_subcommands(sub: Any) -> None:
+    """Add ``token`` and ``device`` to the ``rapidtrace`` argparse subparsers."""
+    _add_token_commands(sub.add_parser("token", help="issue, list and revoke API tokens"))
+    _add_device_commands(sub.add_parser("device", help="register readers and write Mosquitto's password/ACL files"))
+
+
+def _add_token_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="token_command", required=True)
+    p = _command(sub, "issue", cmd_token_issue, "issue a token (printed once)")
+    p.add_argument("--name", required=True, help="who holds it")
+    p.add_argument("--role", required=True, choices=["regulator", "operator", "producer"])
+    p.add_argument("--market", action="append", dest="markets", help="operator: a market it may see (repeat)")
+    p.add_argument("--holder-id", help="producer: the certificate holder id it submits as")
+    p.add_argument("--rate-per-minute", type=int, default=600)
+    p.add_argument("--expires-in-days", type=float, default=None)
+    p = _command(sub, "revoke", cmd_token_revoke, "revoke a token by its id")
+    p.add_argument("token_id")
+    p = _command(sub, "list", cmd_token_list, "list tokens (never their secrets)")
+    p.add_argument("--all", action="store_true", help="include revoked tokens")
+
+
+def _add_device_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="device_command", required=True)
+    p = _command(sub, "add", cmd_device_add, "register a reader; prints its MQTT password once")
+    p.add_argument("--market", required=True)
+    p.add_argument("--station", required=True)
+    p.add_argument("--device", required=True)
+    p = _command(sub, "revoke", cmd_device_revoke, "revoke a reader's MQTT account")
+    p.add_argument("device_id")
+    p = _command(sub, "rotate", cmd_device_rotate, "give a reader a new MQTT password (printed once)")
+    p.add_argument("device_id")
+    p = _command(sub, "list", cmd_device_list, "list registered readers")
+    p.add_argument("--market", default=None)
+    p.add_argument("--all", action="store_true", help="include revoked readers")
+    p = _command(sub, "write-acl", cmd_device_write_acl, "ensure the bridge account, write password and ACL files")
+    p.add_argument("--password-file", type=Path, default=None, help="default RT_MQTT_PASSWORD_FILE")
+    p.add_argument("--acl-file", type=Path, default=None, help="default RT_MQTT_ACL_FILE")
+    p.add_argument("--reload-pid-file", type=Path, default=None, help="SIGHUP this Mosquitto after writing")
+
+
+def _command(sub: Any, name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(func=func)
+    return parser
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
+    from api.auth import TokenRequestError, issue_token
+
+    expires = utc_now() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+    with _db(settings) as conn:
+        try:
+            issued = issue_token(conn, name=args.name, role=args.role, markets=args.markets,
+                                 holder_id=args.holder_id, rate_per_minute=args.rate_per_minute,
+                                 expires_at=expires, actor=actor())
+        except TokenRequestError as exc:
+            return _fail(str(exc))
+    _print({"token": issued.token, **issued.record.as_dict()})
+    print("# keep the token now: it is stored hashed and cannot be shown again", file=sys.stderr)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from api.auth import revoke_token
+
+    with _db(settings) as conn:
+        record = revoke_token(conn, args.token_id, actor())
+    if record is None:
+        return _fail(f"no token {args.token_id}")
+    _print(record.as_dict())
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.tokens import list_tokens
+
+    with _db(settings) as conn:
+        for record in list_tokens(conn, include_revoked=args.all, limit=100_000):
+            _print(record.as_dict())
+    return 0
+
+
+# ---------------------------------------------------------------- devices
+
+
+def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.device_acl import CredentialError
+    from runtime.mqtt_auth import add_device
+    from storage.devices import DeviceExists
+
+    with _db(settings) as conn:
+        try:
+            issued = add_device(conn, args.market, args.station, args.device, actor())
+        except (DeviceExists, CredentialError) as exc:
+            return _fail(str(exc))
+    _print({**issued.account.as_dict(), "password": issued.password, "topic": issued.topic,
+            "mosquitto_files": _sync(settings)})
+    return 0
+
+
+def cmd_device_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from runtime.mqtt_auth import rotate_device
+
+    with _db(settings) as conn:
+        issued = rotate_device(conn, args.device_id, actor())
+    if issued is None:
+        return _fail(f"no active device {args.device_id}")
+    _print({**issued.account.as_dict(), "password": issued.password, "topic": issued.topic,
+            "mosquitto_files": _sync(settings)})
+    return 0
+
+
+def cmd_device_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from runtime.mqtt_auth import revoke_device
+
+    with _db(settings) as conn:
+        account = revoke_device(conn, args.device_id, actor())
+    if account is None:
+        return _fail(f"no device {args.device_id}")
+    _print({**account.as_dict(), "mosquitto_files": _sync(settings)})
+    return 0
+
+
+def cmd_device_list(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.devices import list_accounts
+
+    with _db(settings) as conn:
+        markets = [args.market] if args.market else None
+        for account in list_accounts(conn, markets=markets, include_revoked=args.all, limit=1_000_000):
+            _print(account.as_dict())
+    return 0
+
+
+def cmd_device_write_acl(args: argparse.Namespace, settings: Settings) -> int:
+    from runtime.mqtt_auth import MosquittoFiles, bridge_filters, ensure_bridge, write_mosquitto_files
+
+    configured = MosquittoFiles.from_settings(settings)
+    files = MosquittoFiles(args.password_file or configured.password_file, args.acl_file or configured.acl_file,
+                           args.reload_pid_file or configured.reload_pid_file)
+    if not files.configured:
+        return _fail("give --password-file and --acl-file (or set RT_MQTT_PASSWORD_FILE and RT_MQTT_ACL_FILE)")
+    with _db(settings) as conn:
+        changed = False
+        if settings.mqtt_username and settings.mqtt_password is not None:
+            changed = ensure_bridge(conn, settings.mqtt_username, settings.mqtt_password.get_secret_value(), actor())
+        conn.commit()
+        count = write_mosquitto_files(conn, files, bridge_filters(settings))
+    _print({"accounts": count, "bridge_changed": changed, "password_file": files.password_file,
+            "acl_file": files.acl_file})
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry for this uid (containers)
+        return "cli:unknown"
+
+
+@contextmanager
+def _db(settings: Settings) -> Iterator[Connection]:
+    """A connection whose transaction commits when the block succeeds and rolls back when it fails."""
+    from storage.db import connect, transaction
+
+    if not settings.database_url:
+        raise SystemExit("rapidtrace: set RT_DATABASE_URL")
+    conn = connect(settings.database_url, application_name="rapidtrace-admin")
+    try:
+        with transaction(conn):
+            yield conn
+    finally:
+        conn.close()
+
+
+def _sync(settings: Settings) -> dict[str, Any]:
+    from runtime.mqtt_auth import MosquittoFiles, bridge_filters, write_mosquitto_files
+
+    files = MosquittoFiles.from_settings(settings)
+    if not files.configured:
+        return {"status": "not_configured", "message": "run `rapidtrace device write-acl --password-file ... "
+                "--acl-file ...` to update Mosquitto"}
+    with _db(settings) as conn:
+        return {"status": "written", "accounts": write_mosquitto_files(conn, files, bridge_filters(settings))}
+
+
+def _print(value: dict[str, Any]) -> None:
+    print(json.dumps(value, default=str, ensure_ascii=False))
+
+
+def _fail(message: str) -> int:
+    print(f"rapidtrace: {message}", file=sys.stderr)
+    return 1

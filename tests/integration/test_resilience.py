@@ -1,0 +1,136 @@
+"""Failures of the parts around the pipeline: Kafka down, a consumer killed, the database dropping connections."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from runtime.embedded import EmbeddedKafka
+from runtime.kafka_topics import ensure_topics
+from runtime.ports import free_port
+from storage.db import connect
+from tests.helpers import encode, publish, reading_payload, reading_topic, scalar, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _topics(settings) -> list[str]:
+    return [settings.topic_readings, settings.topic_deadletter, settings.topic_alerts, settings.topic_certificates]
+
+
+def _stored(settings) -> int:
+    return int(scalar(settings.database_url, "SELECT count(*) FROM readings"))
+
+
+def test_kafka_down_bridge_acknowledges_nothing_and_every_reading_arrives_after(
+    settings, pipeline, mqtt_broker, tmp_path
+):
+    kafka_port = free_port()  # this test needs a Kafka of its own, to stop and start
+    kafka = EmbeddedKafka(kafka_port, tmp_path / "kafka1").start()
+    s = settings.with_overrides(kafka_bootstrap=kafka.bootstrap)
+    ensure_topics(kafka.bootstrap, _topics(s), partitions=s.topic_partitions, replication=1)
+    p = pipeline("store", settings_override=s)
+
+    first = reading_payload()
+    publish(s.mqtt_url, s.mqtt_protocol, [(reading_topic(), encode(first))])
+    wait_for(lambda: _stored(s) == 1, what="the first reading")
+
+    kafka.stop()
+    payloads = [reading_payload() for _ in range(40)]
+    publish(s.mqtt_url, s.mqtt_protocol, [(reading_topic(), encode(x)) for x in payloads])
+    wait_for(lambda: p.bridge.pending == 40, timeout=15, what="40 readings held by the bridge")
+    time.sleep(2)
+    assert p.bridge.pending == 40, "the bridge acknowledged readings Kafka never took"
+
+    p.bridge.stop(flush_timeout=1)  # the bridge goes down too; the broker's session keeps the readings
+    p.bridge = None
+    kafka = EmbeddedKafka(kafka_port, tmp_path / "kafka2").start()
+    try:
+        ensure_topics(kafka.bootstrap, _topics(s), partitions=s.topic_partitions, replication=1)
+        p.start_bridge()
+        wait_for(lambda: _stored(s) == 41, timeout=90, what="all 41 readings after Kafka came back")
+        ids = {r[0] for r in _rows(s, "SELECT reading_id::text FROM readings")}
+        assert ids == {first["reading_id"], *(x["reading_id"] for x in payloads)}
+    finally:
+        p.stop()
+        kafka.stop()
+
+
+def _rows(settings, query):
+    conn = connect(settings.database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def _consumer_process(settings) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update({
+        "RT_DATABASE_URL": settings.database_url, "RT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "RT_TOPIC_READINGS": settings.topic_readings, "RT_TOPIC_DEADLETTER": settings.topic_deadletter,
+        "RT_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix, "RT_KAFKA_MAX_POLL_INTERVAL_MS": "5000",
+        "RT_KAFKA_SESSION_TIMEOUT_MS": "6000", "RT_CONSUMER_BATCH_SIZE": "200",
+    })
+    return subprocess.Popen([sys.executable, "-m", "runtime.cli", "consume", "store"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_consumer_killed_mid_stream_loses_and_doubles_nothing(settings, pipeline, mqtt_broker):
+    pipeline()  # the bridge only; the consumer runs as a separate process we can kill
+    total = 3000
+    payloads = [reading_payload() for _ in range(total)]
+    publish(settings.mqtt_url, settings.mqtt_protocol, [(reading_topic(), encode(x)) for x in payloads])
+
+    consumer = _consumer_process(settings)
+    try:
+        wait_for(lambda: _stored(settings) > 0, timeout=60, what="the consumer to start storing")
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait(10)
+        killed_at = _stored(settings)
+        assert 0 < killed_at < total, f"killed after {killed_at} rows: not mid-stream"
+        consumer = _consumer_process(settings)
+        wait_for(lambda: _stored(settings) >= total, timeout=90, what=f"{total} rows after the restart")
+        time.sleep(1)
+        count, distinct = _rows(settings, "SELECT count(*), count(DISTINCT reading_id) FROM readings")[0]
+        assert count == distinct == total
+    finally:
+        consumer.kill()
+        consumer.wait(10)
+
+
+def test_database_dropping_connections_pauses_the_consumer_which_resumes_by_itself(settings, pipeline, mqtt_broker):
+    pipeline("store")
+    total = 1500
+    stop = threading.Event()
+
+    def sever() -> None:
+        while not stop.is_set():
+            conn = connect(settings.database_url)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND application_name = 'rapidtrace-store'")
+                conn.commit()
+            finally:
+                conn.close()
+            stop.wait(0.3)
+
+    killer = threading.Thread(target=sever, daemon=True)
+    killer.start()
+    try:
+        publish(settings.mqtt_url, settings.mqtt_protocol,
+                [(reading_topic(), encode(reading_payload())) for _ in range(total)])
+        time.sleep(3)
+    finally:
+        stop.set()
+        killer.join()
+    wait_for(lambda: _stored(settings) == total, timeout=60, what=f"{total} rows once connections stay up")
