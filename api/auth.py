@@ -90,8 +90,8 @@ def issue_token(conn: Connection, *, name: str, role: str, markets: list[str] | 
                 expires_at: datetime | None = None, actor: str) -> IssuedToken:
     """Create a token in the caller's transaction and audit it; TokenRequestError when the scope is wrong."""
     markets = _check_scope(role, markets, holder_id)
-    if not name.strip() or len(name) > 200:
-        raise TokenRequestError("name must be 1-200 characters")
+    if not name.strip() or len(name) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise TokenRequestError("name must be 1-200 characters without control characters")
     if rate_per_minute < 1:
         raise TokenRequestError("rate_per_minute must be at least 1")
     token = new_token()

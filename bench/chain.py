@@ -130,7 +130,7 @@ def _count(dsn: str, prefix: str) -> int:
         conn.close()
 
 
-def consumer_phase(dsn: str, bootstrap: str, n: int) -> Figures:
+def consumer_phase(dsn: str, bootstrap: str, n: int, seed: int = 2) -> Figures:
     from kafka import KafkaProducer
 
     from runtime.kafka_topics import ensure_topics
@@ -138,15 +138,15 @@ def consumer_phase(dsn: str, bootstrap: str, n: int) -> Figures:
     tag = uuid.uuid4().hex[:8]
     settings = Settings(database_url=dsn, kafka_bootstrap=bootstrap, topic_certificates=f"bench.cert.{tag}",
                         topic_deadletter=f"bench.dead.{tag}", consumer_group_prefix=f"bench{tag}",
-                        kafka_max_poll_interval_ms=5000, kafka_session_timeout_ms=6000, consumer_batch_size=2000)
+                        kafka_max_poll_interval_ms=10000, kafka_session_timeout_ms=6000, consumer_batch_size=2000)
     ensure_topics(bootstrap, [settings.topic_certificates, settings.topic_deadletter], partitions=3, replication=1)
     shape = DistrictShape(prefix="KAF")
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
     try:
-        publish(producer, settings.topic_certificates, district(n, seed=2, shape=shape))
+        publish(producer, settings.topic_certificates, district(n, seed=seed, shape=shape))
     finally:
         producer.close()
-    prefix = f"KAF-{shape.region_code}-2-"
+    prefix = f"KAF-{shape.region_code}-{seed}-"
     stop = threading.Event()
     loop = ConsumerLoop(ChainStore(settings), settings, stop)
     thread = threading.Thread(target=loop.run, name="chain-consumer", daemon=True)

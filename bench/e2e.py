@@ -27,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.stats import RssSampler, percentiles
 from runtime.embedded import EmbeddedKafka
 from runtime.kafka_topics import ensure_topics
@@ -117,17 +119,18 @@ def _messages(count: int, seed: int) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def _wait_ready(stack: Stack, timeout: float = 60.0) -> None:
-    """Publish a probe until it is stored: the consumer group has formed and the bridge is subscribed."""
+def _wait_ready(stack: Stack, timeout: float = 90.0) -> None:
+    """Publish a probe (again every 2 s: the bridge may not have subscribed yet) until it is stored."""
     assert stack.settings.mqtt_url and stack.settings.database_url
     probe = _messages(1, seed=999)
     deadline = time.monotonic() + timeout
-    with Publisher(stack.settings.mqtt_url, "5", record_times=False) as pub:
-        pub.publish(probe[0][0], probe[0][2])
     while time.monotonic() < deadline:
-        if _stored_count(stack.settings.database_url) >= 1:
-            return
-        time.sleep(0.5)
+        with Publisher(stack.settings.mqtt_url, "5", record_times=False) as pub:
+            pub.publish(probe[0][0], probe[0][2])
+        for _ in range(4):
+            if _stored_count(stack.settings.database_url) >= 1:
+                return
+            time.sleep(0.5)
     raise RuntimeError(f"the pipeline did not store a probe reading within {timeout}s; logs in {stack.work}")
 
 
@@ -214,8 +217,9 @@ def _collect(dsn: str, sent_at: dict[str, float], since_count: int, timeout: flo
 
 def run_bench(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "started": datetime.now(UTC).isoformat()}
-    with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
-        work = Path(tmp)
+    work = Path(tempfile.mkdtemp(prefix="rt-bench-"))
+    print(f"bench: logs and scratch files in {work}", file=sys.stderr, flush=True)
+    if True:
         if not args.skip_components:
             figures["components"] = _components(args, work)
             _print_components(figures["components"])
@@ -242,13 +246,26 @@ def run_bench(args: argparse.Namespace) -> int:
             figures["flat_out_phase"] = _collect(stack.settings.database_url, sent, base)
             _print_phase("flat out", figures["flat_out_phase"])
         finally:
+            figures["cpu_s"] = _cpu_seconds(pids)
             sampler.stop()
             figures["peak_rss_mb"] = sampler.peaks_mb()
             _stop_stack(stack)
+    print("CPU seconds used: " + ", ".join(f"{k} {v:.1f}" for k, v in figures["cpu_s"].items()))
     print("peak RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in figures["peak_rss_mb"].items()))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 0
+
+
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    out = {}
+    for name, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+            out[name] = round(times.user + times.system, 1)
+        except psutil.Error:
+            continue
+    return out
 
 
 def _components(args: argparse.Namespace, work: Path) -> dict[str, Any]:

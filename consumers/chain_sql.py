@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg2.extras
 
-from consumers.copy_text import copy_buffer
 from domain.chain import ParentState
 from schemas.certificate import UNIT_BASE, Unit
 
@@ -109,19 +110,31 @@ CERTIFICATE_COLUMNS = (
     "quantity_unit", "quantity_base", "holder_id", "holder_role", "market_id", "stall_id", "supersedes",
     "record", "digest", "depth",
 )
+NULLABLE_COLUMNS = ("lot_code", "market_id", "stall_id", "supersedes")
 LINK_COLUMNS = ("child_no", "parent_no", "quantity_value", "quantity_unit", "quantity_base", "parent_digest")
+
+
+def copy_rows(cur: Cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+              nullable: Sequence[str] = ()) -> None:
+    """COPY rows in as CSV (strings quoted, numbers bare); None is written as "" and read back as
+    NULL in the ``nullable`` columns (none of which may hold an empty string)."""
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+    buf.seek(0)
+    force_null = f", FORCE_NULL ({', '.join(nullable)})" if nullable else ""
+    cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv{force_null})", buf)
 
 
 def insert_certificates(cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
     """COPY new records in (the caller holds the chain lock and has checked that none exists;
     a unique violation would abort the batch and the runner would retry record by record)."""
     if rows:
-        cur.copy_expert(f"COPY certificates ({', '.join(CERTIFICATE_COLUMNS)}) FROM STDIN", copy_buffer(rows))
+        copy_rows(cur, "certificates", CERTIFICATE_COLUMNS, rows, NULLABLE_COLUMNS)
 
 
 def insert_links(cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
     if rows:
-        cur.copy_expert(f"COPY certificate_links ({', '.join(LINK_COLUMNS)}) FROM STDIN", copy_buffer(rows))
+        copy_rows(cur, "certificate_links", LINK_COLUMNS, rows)
 
 
 def insert_held(cur: Cursor, rows: list[tuple[str, str, list[str], bytes, str]]) -> None:

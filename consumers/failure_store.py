@@ -8,6 +8,7 @@ the event stream has one writer discipline (see ``EVENT_LOCK``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 
+from consumers.copy_text import copy_buffer
 from domain import workflow
 from domain.anomaly import Counts, DeviceSeen
 from domain.judging import RegistryEntry, Scope
@@ -77,22 +79,51 @@ VERDICT_COLUMNS = (
     "device_cutoff",
     "verdict_mismatch",
     "cutoff_mismatch",
-    "thresholds",
+    "thresholds_digest",
 )
 
 
+_VCOLS = ", ".join(VERDICT_COLUMNS)
+_VSTAGE = f"CREATE TEMP TABLE IF NOT EXISTS verdicts_stage AS SELECT {_VCOLS} FROM verdicts WITH NO DATA"
+
+
 def insert_verdicts(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
-    """Insert verdict rows; returns the reading ids that were new (not redeliveries)."""
+    """Insert verdict rows (COPY into a session staging table, then one INSERT);
+    returns the reading ids that were new (not redeliveries)."""
     if not rows:
         return set()
-    values = [tuple(_json(r[c]) if c == "thresholds" else r[c] for c in VERDICT_COLUMNS) for r in rows]
-    query = (
-        f"INSERT INTO verdicts ({', '.join(VERDICT_COLUMNS)}) VALUES %s "
-        "ON CONFLICT (reading_id, measured_at) DO NOTHING RETURNING reading_id"
-    )
     with conn.cursor() as cur:
-        returned = execute_values(cur, query, values, page_size=len(values), fetch=True)
-    return {r[0] for r in returned}
+        cur.execute(_VSTAGE)
+        cur.execute("TRUNCATE verdicts_stage")
+        cur.copy_expert(
+            f"COPY verdicts_stage ({_VCOLS}) FROM STDIN",
+            copy_buffer(tuple(r[c] for c in VERDICT_COLUMNS) for r in rows),
+        )
+        cur.execute(
+            f"INSERT INTO verdicts ({_VCOLS}) SELECT {_VCOLS} FROM verdicts_stage "
+            "ON CONFLICT (reading_id, measured_at) DO NOTHING RETURNING reading_id"
+        )
+        inserted = {r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(r[0]) for r in cur.fetchall()}
+        cur.execute("TRUNCATE verdicts_stage")
+    return inserted
+
+
+def snapshot_digest(thresholds: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a resolved threshold set."""
+    canonical = json.dumps(thresholds, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def insert_snapshots(conn: Connection, snapshots: dict[str, dict[str, Any]]) -> None:
+    if not snapshots:
+        return
+    with conn.cursor() as cur:
+        execute_values(
+            cur,
+            "INSERT INTO threshold_snapshots (digest, thresholds) VALUES %s ON CONFLICT (digest) DO NOTHING",
+            [(d, _json(t)) for d, t in sorted(snapshots.items())],
+            page_size=len(snapshots),
+        )
 
 
 # --- device activity ---

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,17 +33,19 @@ from uuid import UUID
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
+from pydantic import ValidationError
 
 from consumers import failure_store as store
-from consumers.reading_store import parse_envelope
+from consumers.runner import PoisonRecord
 from domain import workflow
 from domain.anomaly import AnomalyRules, invalid_rate_anomaly, silent_devices
-from domain.judging import RegistryEntry, Thresholds, cutoff_disagrees, judge, resolve, signal_of
+from domain.judging import Registry, Resolved, Thresholds, cutoff_disagrees, judge, signal_of
 from domain.workflow import Kind
 from ingest.kafka_out import make_producer
+from ingest.route import describe_validation_error
 from schemas.common import rfc3339, utc_now
-from schemas.envelope import ReadingEnvelope
-from schemas.reading import Method, Verdict
+from schemas.envelope import ReadingRecord, RecordError
+from schemas.reading import Method, Reading, Verdict
 from schemas.settings import Settings
 from storage.db import Connection, connect
 
@@ -65,18 +68,43 @@ class FlaggerRules:
     registry_check_s: float = 5.0
 
 
-def region_of(payload: dict[str, Any]) -> str:
+def region_of(reading: Reading) -> str:
     """An optional origin region code a device may send (``region_code`` or ``sample.region_code``)."""
-    sample = payload.get("sample") if isinstance(payload.get("sample"), dict) else {}
-    value = payload.get("region_code") or (sample or {}).get("region_code") or ""
-    return str(value)[:64]
+    value = (reading.model_extra or {}).get("region_code") or (reading.sample.model_extra or {}).get("region_code")
+    return str(value or "")[:64]
 
 
-def verdict_row(env: ReadingEnvelope, entries: list[RegistryEntry], base: Thresholds) -> dict[str, Any]:
+def parse(record: ConsumerRecord) -> ReadingRecord:
+    """A Kafka record as a reading with its ids of record; anything else is a poison record (dead letter)."""
+    try:
+        return ReadingRecord.from_kafka(record.value, record.headers)
+    except RecordError as exc:
+        raise PoisonRecord("invalid_record", str(exc)) from exc
+    except ValidationError as exc:
+        raise PoisonRecord("invalid_reading", describe_validation_error(exc)) from exc
+
+
+class Snapshots:
+    """Each distinct resolved threshold set as stored: its JSON form and digest, computed once."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[int, ...], tuple[dict[str, Any], str]] = {}
+
+    def of(self, resolved: Resolved) -> tuple[dict[str, Any], str]:
+        found = self._memo.get(resolved.entry_ids)
+        if found is None:
+            as_dict = resolved.to_dict()
+            found = (as_dict, store.snapshot_digest(as_dict))
+            self._memo[resolved.entry_ids] = found
+        return found
+
+
+def verdict_row(env: ReadingRecord, registry: Registry, snapshots: Snapshots) -> dict[str, Any]:
     """The verdict of one reading, with the thresholds it was judged by."""
-    r = env.reading()
-    resolved = resolve(entries, r.assay.analyte, r.assay.strip_lot, r.measured_at, base)
+    r = env.reading
+    resolved = registry.resolve(r.assay.analyte, r.assay.strip_lot, r.measured_at)
     judgement = judge(signal_of(r), resolved.thresholds)
+    thresholds, digest = snapshots.of(resolved)
     device = r.device_result.value if r.device_result else None
     gold = r.assay.method is Method.COLLOIDAL_GOLD
     return {
@@ -89,7 +117,7 @@ def verdict_row(env: ReadingEnvelope, entries: list[RegistryEntry], base: Thresh
         "analyte": r.assay.analyte,
         "commodity": r.sample.commodity,
         "commodity_category": r.sample.commodity_category.value if r.sample.commodity_category else None,
-        "region_code": region_of(env.payload),
+        "region_code": region_of(r),
         "strip_lot": r.assay.strip_lot,
         "method": r.assay.method.value,
         "device_result": device,
@@ -101,7 +129,8 @@ def verdict_row(env: ReadingEnvelope, entries: list[RegistryEntry], base: Thresh
         "device_cutoff": r.assay.cutoff_ratio,
         "verdict_mismatch": device is not None and device != judgement.verdict.value,
         "cutoff_mismatch": gold and cutoff_disagrees(r.assay.cutoff_ratio, resolved.thresholds),
-        "thresholds": resolved.to_dict(),
+        "thresholds": thresholds,
+        "thresholds_digest": digest,
         # not stored in verdicts, used for the failure rows:
         "_sample": r.sample,
     }
@@ -243,7 +272,8 @@ class Flagger:
         self.clock = clock or utc_now
         self.rules = rules or FlaggerRules()
         self._producer = producer
-        self._registry: list[RegistryEntry] = []
+        self._registry = Registry([], self.rules.base)
+        self._snapshots = Snapshots()
         self._registry_version: tuple[int, int] | None = None
         self._registry_checked = 0.0
         self._last_sweep: datetime | None = None
@@ -254,12 +284,14 @@ class Flagger:
         return [settings.topic_readings]
 
     # --- registry cache ---
-    def _entries(self, conn: Connection, now: datetime) -> list[RegistryEntry]:
-        stamp = now.timestamp()
+    def _current_registry(self, conn: Connection) -> Registry:
+        """The registry, reloaded when a version was added (checked every ``registry_check_s``)."""
+        stamp = time.monotonic()
         if self._registry_version is None or stamp - self._registry_checked >= self.rules.registry_check_s:
             version = store.registry_version(conn)
             if version != self._registry_version:
-                self._registry = store.load_registry(conn)
+                self._registry = Registry(store.load_registry(conn), self.rules.base)
+                self._snapshots = Snapshots()
                 self._registry_version = version
             self._registry_checked = stamp
         return self._registry
@@ -271,11 +303,10 @@ class Flagger:
     # --- the batch ---
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> list[UUID]:
         now = self.clock()
-        envelopes = [parse_envelope(r.value) for r in records]
-        entries = self._entries(conn, now)
-        rows = list(
-            {v["reading_id"]: v for v in (verdict_row(e, entries, self.rules.base) for e in envelopes)}.values()
-        )
+        parsed = [parse(r) for r in records]
+        registry = self._current_registry(conn)
+        rows = list({v["reading_id"]: v for v in (verdict_row(p, registry, self._snapshots) for p in parsed)}.values())
+        store.insert_snapshots(conn, {v["thresholds_digest"]: v["thresholds"] for v in rows})
         new_ids = store.insert_verdicts(conn, rows)
         new_rows = [v for v in rows if v["reading_id"] in new_ids]
         store.upsert_device_activity(conn, new_rows)

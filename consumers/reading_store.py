@@ -6,7 +6,6 @@ A batch is COPY'd into a per-connection staging table and moved with
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kafka.consumer.fetcher import ConsumerRecord
@@ -16,7 +15,7 @@ from pydantic import ValidationError
 from consumers.copy_text import copy_buffer
 from consumers.runner import PoisonRecord
 from ingest.route import describe_validation_error
-from schemas.envelope import ReadingEnvelope
+from schemas.envelope import ReadingRecord, RecordError
 from schemas.settings import Settings
 from storage.db import Connection
 
@@ -39,26 +38,25 @@ _MOVE = (
 )
 
 
-def parse_envelope(value: bytes | None) -> ReadingEnvelope:
-    """A Kafka value as a validated envelope; anything else is a poison record."""
+def parse_record(record: ConsumerRecord) -> ReadingRecord:
+    """A Kafka record as a validated reading; anything else is a poison record (dead letter)."""
     try:
-        envelope = ReadingEnvelope.model_validate_json(value or b"")
-        envelope.reading()
+        return ReadingRecord.from_kafka(record.value, record.headers)
     except ValidationError as exc:
         raise PoisonRecord("invalid_reading", describe_validation_error(exc)) from exc
-    return envelope
+    except RecordError as exc:
+        raise PoisonRecord("not_a_reading_record", str(exc)) from exc
 
 
-def row(envelope: ReadingEnvelope) -> tuple[Any, ...]:
-    r = envelope.reading()
+def row(rec: ReadingRecord) -> tuple[Any, ...]:
+    r = rec.reading
     s, a, sig = r.sample, r.assay, r.signal
     return (
-        r.reading_id, r.measured_at.isoformat(), envelope.received_at.isoformat(),
-        envelope.market_id, envelope.station_id, envelope.device_id, s.sample_id,
+        r.reading_id, r.measured_at.isoformat(), rec.received_at.isoformat(),
+        rec.market_id, rec.station_id, rec.device_id, s.sample_id,
         s.commodity, s.commodity_category, s.vendor_id, s.certificate_no, s.lot_code, a.analyte, a.method.value,
         a.method_standard, a.strip_lot, a.cutoff_ratio, sig.c_line, sig.t_line, sig.inhibition_pct,
-        r.device_result.value if r.device_result else None, r.operator_id, r.firmware,
-        json.dumps(envelope.payload, ensure_ascii=False, separators=(",", ":")),
+        r.device_result.value if r.device_result else None, r.operator_id, r.firmware, rec.raw,
     )
 
 
@@ -84,7 +82,7 @@ class ReadingStore:
         return [settings.topic_readings]
 
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> int:
-        rows = [row(parse_envelope(r.value)) for r in records]
+        rows = [row(parse_record(r)) for r in records]
         inserted = store_rows(conn, rows)
         INSERTED.inc(inserted)
         DUPLICATES.inc(len(rows) - inserted)

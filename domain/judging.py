@@ -10,6 +10,7 @@ overridable per analyte and per strip lot through the registry.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
@@ -170,6 +171,50 @@ def resolve(
             thresholds = thresholds_from(newest[scope].params, thresholds)
             used.append(newest[scope])
     return Resolved(thresholds, tuple(e.entry_id for e in used), tuple(e.scope.value for e in used))
+
+
+class Registry:
+    """The registry entries indexed for fast lookups, memoising each distinct layering.
+
+    ``resolve(analyte, strip_lot, at)`` equals the module function :func:`resolve`
+    over the same entries; a batch of readings costs a few bisections each.
+    """
+
+    def __init__(self, entries: Iterable[RegistryEntry], base: Thresholds | None = None) -> None:
+        self.base = base or Thresholds()
+        self._by_key: dict[tuple[Scope, str | None, str | None], list[RegistryEntry]] = {}
+        for entry in entries:
+            key = (
+                entry.scope,
+                entry.analyte if entry.scope is not Scope.PROJECT else None,
+                entry.strip_lot if entry.scope is Scope.STRIP_LOT else None,
+            )
+            self._by_key.setdefault(key, []).append(entry)
+        for versions in self._by_key.values():
+            versions.sort(key=lambda e: (e.valid_from, e.entry_id))
+        self._starts = {k: [e.valid_from for e in v] for k, v in self._by_key.items()}
+        self._memo: dict[tuple[int, ...], Resolved] = {}
+
+    def _newest(self, key: tuple[Scope, str | None, str | None], at: datetime) -> RegistryEntry | None:
+        versions = self._by_key.get(key)
+        if not versions:
+            return None
+        i = bisect_right(self._starts[key], at)
+        return versions[i - 1] if i else None
+
+    def resolve(self, analyte: str, strip_lot: str, at: datetime) -> Resolved:
+        chosen = [
+            self._newest((Scope.PROJECT, None, None), at),
+            self._newest((Scope.ANALYTE, analyte, None), at),
+            self._newest((Scope.STRIP_LOT, analyte, strip_lot), at),
+        ]
+        used = [e for e in chosen if e is not None]
+        ids = tuple(e.entry_id for e in used)
+        found = self._memo.get(ids)
+        if found is None:
+            found = resolve(used, analyte, strip_lot, at, self.base)
+            self._memo[ids] = found
+        return found
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class _Outgoing:
     value: bytes
     ack: Ack
     kind: str
+    headers: list[tuple[str, bytes]] | None = None
     attempts: int = 0
     not_before: float = field(default=0.0)
 
@@ -109,7 +110,7 @@ class Bridge:
                 kind="deadletter",
             )
         else:
-            item = _Outgoing(self._settings.topic_readings, result.key, result.value, ack, "reading")
+            item = _Outgoing(self._settings.topic_readings, result.key, result.value, ack, "reading", result.headers)
         with self._lock:
             self._inflight += 1
         PENDING.set(self._inflight)
@@ -117,7 +118,7 @@ class Bridge:
 
     def _send(self, item: _Outgoing) -> None:
         try:
-            future = self._producer.send(item.topic, key=item.key, value=item.value)
+            future = self._producer.send(item.topic, key=item.key, value=item.value, headers=item.headers)
         except Exception as exc:  # buffer full, metadata unavailable, broker down
             self._retry_later(item, exc)
             return

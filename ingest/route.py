@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.common import ID_RE, rfc3339
+from schemas.common import ID_RE
+from schemas.envelope import reading_headers
 from schemas.reading import MAX_PAYLOAD_BYTES, Reading
 
 READING_TOPIC = re.compile(r"^rt/v1/markets/([^/]*)/stations/([^/]*)/devices/([^/]*)/readings$")
@@ -31,6 +32,7 @@ ID_MISMATCH = "id_mismatch"
 class Accepted:
     key: bytes
     value: bytes
+    headers: list[tuple[str, bytes]]
     reading_id: str
 
 
@@ -85,34 +87,39 @@ def parse_topic(mqtt_topic: str) -> tuple[str, str, str] | Rejected:
     return ids
 
 
+def _has_non_finite_token(payload: bytes) -> bool:
+    """Cheap pre-check: only a payload mentioning NaN/Infinity needs the strict parse."""
+    return b"NaN" in payload or b"Infinity" in payload
+
+
 def route(mqtt_topic: str, payload: bytes, received_at: datetime) -> Accepted | Rejected:
-    """Validate one MQTT message; an accepted one becomes a ``rt.readings.v1`` record."""
+    """Validate one MQTT message; an accepted one becomes a ``rt.readings.v1`` record.
+
+    The record's value is the payload exactly as published; the ids of record
+    travel as headers (see :mod:`schemas.envelope`).
+    """
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Rejected(TOO_LARGE, f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
     ids = parse_topic(mqtt_topic)
     if isinstance(ids, Rejected):
         return ids
-    obj = parse_json_object(payload)
-    if isinstance(obj, Rejected):
-        return obj
     try:
-        reading = Reading.model_validate(obj)
+        reading = Reading.model_validate_json(payload)
     except ValidationError as exc:
+        # the slow path names what is wrong: bytes, JSON, or the reading itself
+        obj = parse_json_object(payload)
+        if isinstance(obj, Rejected):
+            return obj
         return Rejected(INVALID_READING, describe_validation_error(exc))
+    if _has_non_finite_token(payload):
+        strict = parse_json_object(payload)  # NaN/Infinity anywhere (even unknown fields) is not JSON
+        if isinstance(strict, Rejected):
+            return strict
     for label, topic_value in zip(("market_id", "station_id", "device_id"), ids, strict=True):
         payload_value = getattr(reading, label)
         if payload_value is not None and payload_value != topic_value:
             return Rejected(
                 ID_MISMATCH, f"payload {label} {payload_value!r} disagrees with topic {label} {topic_value!r}"
             )
-    envelope = {
-        "v": 1,
-        "market_id": ids[0],
-        "station_id": ids[1],
-        "device_id": ids[2],
-        "mqtt_topic": mqtt_topic,
-        "received_at": rfc3339(received_at),
-        "payload": obj,
-    }
-    value = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
-    return Accepted(key=ids[1].encode(), value=value, reading_id=str(reading.reading_id))
+    headers = reading_headers(ids[0], ids[1], ids[2], mqtt_topic, received_at)
+    return Accepted(key=ids[1].encode(), value=payload, headers=headers, reading_id=str(reading.reading_id))

@@ -188,6 +188,19 @@ def cmd_device_write_acl(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def issue_dev_token(database_url: str, name: str = "rapidtrace up (local)") -> str:
+    """A regulator token for the local stack of ``rapidtrace up``; returns the secret."""
+    from api.auth import issue_token
+    from storage.db import connect, transaction
+
+    conn = connect(database_url, application_name="rapidtrace-admin")
+    try:
+        with transaction(conn):
+            return issue_token(conn, name=name, role="regulator", actor=actor()).token
+    finally:
+        conn.close()
+
+
 # ---------------------------------------------------------------- helpers
 
 

@@ -76,7 +76,7 @@ class ManagedProcess:
         raise NotImplementedError
 
     def _prepare(self) -> None:
-        """Write configuration, create directories; runs before the port check's spawn."""
+        """Write configuration, create directories; runs after the port check, before the spawn."""
 
     def _popen_kwargs(self) -> dict[str, object]:
         return {}

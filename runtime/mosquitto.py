@@ -44,7 +44,9 @@ class Mosquitto(ManagedProcess):
         self.config_path.write_text(mosquitto_config(self.port, self.log_dir, self.extra_conf))
 
     def _command(self) -> list[str]:
-        binary = MOSQUITTO_BIN if MOSQUITTO_BIN.exists() else Path(shutil.which("mosquitto") or MOSQUITTO_BIN)
+        binary = find_mosquitto()
+        if binary is None:
+            raise FileNotFoundError(f"no mosquitto binary ({MOSQUITTO_BIN} or on PATH)")
         return [str(binary), "-c", str(self.config_path)]
 
     def reload(self, extra_conf: str | None = None) -> None:
@@ -61,6 +63,14 @@ class Mosquitto(ManagedProcess):
             self.config_path.write_text(mosquitto_config(self.port, self.log_dir, self.extra_conf))
         os.kill(self.pid, signal.SIGHUP)
         time.sleep(0.2)
+
+
+def find_mosquitto() -> Path | None:
+    """The Mosquitto binary, or None when it is not installed (callers may fall back to amqtt)."""
+    if MOSQUITTO_BIN.exists():
+        return MOSQUITTO_BIN
+    found = shutil.which("mosquitto")
+    return Path(found) if found else None
 
 
 def mosquitto_config(port: int, work_dir: Path, extra_conf: str = "") -> str:

@@ -19,7 +19,8 @@ READING_SCHEMA = "rt.reading/1"
 
 NonNegative = Annotated[FiniteFloat, Field(ge=0)]
 Percent = Annotated[FiniteFloat, Field(ge=0, le=100)]
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+# printable text: no control characters (PostgreSQL text cannot hold NUL)
+ShortText = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class Verdict(StrEnum):

@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     topic_partitions: int = 3
     topic_replication: int = 1
     kafka_linger_ms: int = 5
-    kafka_compression: Literal["gzip", "lz4", "snappy", "zstd", "none"] = "gzip"
+    # gzip halves producer throughput here (11.7k vs 27.5k msgs/s); lz4 or zstd need their packages.
+    kafka_compression: Literal["gzip", "lz4", "snappy", "zstd", "none"] = "none"
     kafka_max_poll_interval_ms: int = 300_000
     kafka_session_timeout_ms: int = 10_000
     kafka_fetch_max_wait_ms: int = 50

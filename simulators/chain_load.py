@@ -15,8 +15,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from consumers.chain_sql import CERTIFICATE_COLUMNS, LINK_COLUMNS
-from consumers.copy_text import copy_buffer
+from consumers.chain_sql import insert_certificates, insert_links
 from domain.chain import canonical_digest, canonical_json, canonical_record, record_columns
 from schemas.certificate import CertificateRecord
 from storage.db import Connection
@@ -67,8 +66,8 @@ def bulk_load(conn: Connection, records: Iterable[dict[str, Any]], *, chunk: int
 
 def _copy(conn: Connection, certs: list[tuple[Any, ...]], links: list[tuple[Any, ...]]) -> None:
     with conn.cursor() as cur:
-        cur.copy_expert(f"COPY certificates ({', '.join(CERTIFICATE_COLUMNS)}) FROM STDIN", copy_buffer(certs))
-        cur.copy_expert(f"COPY certificate_links ({', '.join(LINK_COLUMNS)}) FROM STDIN", copy_buffer(links))
+        insert_certificates(cur, certs)
+        insert_links(cur, links)
     conn.commit()
 
 

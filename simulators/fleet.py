@@ -139,7 +139,11 @@ CertificateRef = tuple[str, str, str, str]
 
 
 class Fleet:
-    """Readers publishing realistic strip results; see the module docstring."""
+    """Readers publishing realistic strip results; see the module docstring.
+
+    ``devices`` and ``strip_lots`` (with the thresholds the readings were drawn for, e.g. to seed
+    the server's registry) are public.  One instance is not thread-safe: one per publishing thread.
+    """
 
     def __init__(self, config: FleetConfig | None = None,
                  certificate_pool: Sequence[CertificateRef] | None = None) -> None:
@@ -171,6 +175,9 @@ class Fleet:
         return self.reading_from(device, now)
 
     def reading_from(self, device: Device, now: datetime) -> tuple[str, dict[str, Any]] | None:
+        """One reading from ``device``, passed through the fault hooks in the order they were added."""
+        if now.tzinfo is None:
+            raise ValueError("now must be an aware datetime")
         payload = self._payload(device, now)
         for fault in self._faults:
             result = fault.apply(device.station_id, device.device_id, payload["assay"]["strip_lot"],

@@ -311,7 +311,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--rate", type=float, default=50.0, help="messages per second; 0 = as fast as possible")
     add("--count", type=int, help="stop after this many messages")
     add("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
-    add("--markets", type=int, default=d.markets)
+    add("--markets", type=int, default=d.markets, help="number of markets")
     add("--stations", type=int, default=d.stations_per_market, help="stations per market")
     add("--readers", type=int, default=d.readers_per_station, help="readers per station")
     add("--positive-rate", type=float, default=d.positive_rate, help="fraction, e.g. 0.003")

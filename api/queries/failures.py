@@ -146,9 +146,10 @@ def reading_and_verdict(conn: Connection, reading_id: str) -> tuple[dict[str, An
         )
         readings = _dicts(cur)
         cur.execute(
-            "SELECT device_result, server_result, rule, reason, ratio, concentration, device_cutoff, "
-            "verdict_mismatch, cutoff_mismatch, thresholds, judged_at FROM verdicts WHERE reading_id = %s::uuid "
-            "ORDER BY measured_at DESC LIMIT 1",
+            "SELECT v.device_result, v.server_result, v.rule, v.reason, v.ratio, v.concentration, v.device_cutoff, "
+            "v.verdict_mismatch, v.cutoff_mismatch, v.thresholds_digest, s.thresholds, v.judged_at "
+            "FROM verdicts v LEFT JOIN threshold_snapshots s ON s.digest = v.thresholds_digest "
+            "WHERE v.reading_id = %s::uuid ORDER BY v.measured_at DESC LIMIT 1",
             (reading_id,),
         )
         verdicts = _dicts(cur)

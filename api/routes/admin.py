@@ -33,13 +33,15 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Regulator = Annotated[Principal, Depends(require_role("regulator"))]
 Limit = Annotated[int | None, Query(ge=1)]
+#: Free text compared in SQL: no control characters (PostgreSQL text cannot hold NUL).
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 Cursor = Annotated[str | None, Query(max_length=500)]
 
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="who holds the token")
+    name: str = Field(min_length=1, max_length=200, pattern=PLAIN_TEXT, description="who holds the token")
     role: Literal["regulator", "operator", "producer"]
     markets: list[Identifier] | None = Field(None, max_length=1000, description="operator: its markets")
     holder_id: Identifier | None = Field(None, description="producer: the holder id it submits as")
@@ -178,9 +180,10 @@ def device_revoke(device_id: Identifier, db: Db, principal: Regulator, settings:
 
 
 @router.get("/audit", response_model=Page[dict[str, Any]])
-def audit(db: Db, _: Regulator, settings: SettingsDep, actor: Annotated[str | None, Query(max_length=300)] = None,
-          action: Annotated[str | None, Query(max_length=100)] = None,
-          target: Annotated[str | None, Query(max_length=300)] = None, limit: Limit = None,
+def audit(db: Db, _: Regulator, settings: SettingsDep,
+          actor: Annotated[str | None, Query(max_length=300, pattern=PLAIN_TEXT)] = None,
+          action: Annotated[str | None, Query(max_length=100, pattern=PLAIN_TEXT)] = None,
+          target: Annotated[str | None, Query(max_length=300, pattern=PLAIN_TEXT)] = None, limit: Limit = None,
           cursor: Cursor = None) -> Page[dict[str, Any]]:
     """The append-only audit log of every write, newest first."""
     after = _after(cursor)

@@ -36,7 +36,6 @@ CREATE INDEX readings_device_time ON readings (device_id, measured_at DESC);
 CREATE INDEX readings_analyte_time ON readings (analyte, measured_at DESC);
 CREATE INDEX readings_certificate ON readings (certificate_no) WHERE certificate_no IS NOT NULL;
 CREATE INDEX readings_lot_code ON readings (lot_code) WHERE lot_code IS NOT NULL;
-CREATE INDEX readings_reading_id ON readings (reading_id);
 
 CREATE TABLE deadletters (
     id            bigserial   PRIMARY KEY,

@@ -36,6 +36,17 @@ END $$;
 CREATE TRIGGER threshold_sets_append_only BEFORE UPDATE OR DELETE ON threshold_sets
     FOR EACH ROW EXECUTE FUNCTION rt_forbid_change();
 
+-- Every distinct resolved threshold set a verdict was judged with, by the
+-- SHA-256 of its canonical JSON (verdicts name it instead of repeating it).
+CREATE TABLE threshold_snapshots (
+    digest      text        PRIMARY KEY,
+    thresholds  jsonb       NOT NULL,
+    first_used  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TRIGGER threshold_snapshots_append_only BEFORE UPDATE OR DELETE ON threshold_snapshots
+    FOR EACH ROW EXECUTE FUNCTION rt_forbid_change();
+
 -- The server's verdict beside the device's, with the thresholds it used.
 -- Keyed like readings: a hypertable's unique keys must include its time column.
 CREATE TABLE verdicts (
@@ -61,13 +72,12 @@ CREATE TABLE verdicts (
     device_cutoff       double precision,
     verdict_mismatch    boolean     NOT NULL,
     cutoff_mismatch     boolean     NOT NULL,
-    thresholds          jsonb       NOT NULL,
+    thresholds_digest   text        NOT NULL,  -- threshold_snapshots.digest
     CONSTRAINT verdicts_pkey PRIMARY KEY (reading_id, measured_at)
 );
 CREATE INDEX verdicts_device_time ON verdicts (device_id, measured_at DESC);
 CREATE INDEX verdicts_lot_time ON verdicts (analyte, strip_lot, measured_at DESC);
-CREATE INDEX verdicts_market_time ON verdicts (market_id, measured_at DESC);
-CREATE INDEX verdicts_reading_id ON verdicts (reading_id);
+-- (lookups by reading_id alone use the primary key's leading column)
 
 -- One row per failure; workflow columns are a cache of failure_events
 -- (domain.workflow.current), rewritten in the same transaction as each event.

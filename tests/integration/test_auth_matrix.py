@@ -248,11 +248,11 @@ def world(settings: Settings, pipeline: Callable[..., Any], mqtt_broker: Any, cl
     for number, holder in (("HGZ-A-1", "coop-a"), ("HGZ-B-1", "coop-b")):
         sent = client.post("/v1/certificates", headers=bearer(regulator), json=certificate(number, holder))
         assert sent.status_code == 202, sent.text
-    dsn = settings.database_url
+    dsn = settings.database_url or ""
     wait_for(lambda: scalar(dsn, "SELECT count(*) FROM readings") == 4, what="4 readings")
     wait_for(lambda: scalar(dsn, "SELECT count(DISTINCT market_id) FROM failures") == 2, what="failures in 2 markets")
     wait_for(lambda: scalar(dsn, "SELECT count(*) FROM deadletters") >= 1, what="a dead letter")
-    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM certificates") == 2, what="2 certificates")
+    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM certificates") == 2, timeout=60, what="2 certificates")
     for market in ("m1", "m2"):
         ids[f"failure_{market}"] = str(scalar(dsn, "SELECT failure_id FROM failures WHERE market_id = %s "
                                                    "ORDER BY raised_at LIMIT 1", [market]))
@@ -298,6 +298,9 @@ def test_every_role_sees_exactly_its_scope(client: TestClient, world: dict[str, 
         f"/v1/failures/{world['failure_m2']}/recall-scope": {"operator": 404, "producer": hidden},
         "/v1/certificates/HGZ-A-1": {"regulator": 200, "producer": 200},
         "/v1/certificates/HGZ-B-1": {"regulator": 200, "producer": 404},
+        # issue 5: a producer "reads its own chains"
+        "/v1/certificates/HGZ-A-1/trace": {"regulator": 200, "producer": 200},
+        "/v1/certificates/HGZ-B-1/trace": {"regulator": 200, "producer": 404},
         "/v1/deadletters": {"regulator": 200, "operator": 403, "producer": 403},
         "/v1/admin/audit": {"regulator": 200, "operator": 403, "producer": 403},
     }

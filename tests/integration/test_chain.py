@@ -257,3 +257,30 @@ def test_submitted_records_reach_the_chain_through_kafka(chain_settings: Setting
              timeout=30, what="the overdraw dead letter")
     reason = scalar(dsn, "SELECT reason FROM deadletters WHERE code = 'certificate_overdraw'")
     assert reason.startswith("S9:") and "T4" in reason
+
+
+def as_principal(api_client: Any, **kw: Any) -> None:
+    from api.deps import Principal, get_principal
+
+    api_client.app.dependency_overrides[get_principal] = lambda: Principal(**kw)
+
+
+def test_operator_sees_only_its_markets_and_producer_submits_only_as_itself(db_dsn: str, api_client: Any) -> None:
+    store(db_dsn, sample_chain())
+    as_principal(api_client, role="operator", name="op", markets=frozenset({"m1"}))
+    assert api_client.get("/v1/certificates/T3").status_code == 404  # at m2
+    assert api_client.get("/v1/certificates/T1").status_code == 200
+    down = api_client.get("/v1/certificates/M1/trace", params={"direction": "down"}).json()
+    assert {n["certificate_no"] for n in down["nodes"]} == {"M1", "S1", "S2", "T1", "T2"}  # not T3 (m2)
+    assert all(e["to"] != "T3" for e in down["edges"])
+    outside = record("T9", "handoff", holder="stall-9", role="vendor", quantity=1, parents=["T3"],
+                     market_id="m2", stall_id="stall-9")
+    assert api_client.post("/v1/certificates", json=outside).status_code == 403
+
+    as_principal(api_client, role="producer", name="coop", holder_id="coop-1")
+    assert api_client.get("/v1/certificates/O1").status_code == 200
+    assert api_client.get("/v1/certificates/O2").status_code == 404  # someone else's
+    assert api_client.get("/v1/certificates/O1/trace").status_code == 403  # tracing is for regulators, operators
+    other = record("O7", "origin", holder="coop-2", role="producer", quantity=10)
+    response = api_client.post("/v1/certificates", json=other)
+    assert response.status_code == 403 and "own holder id" in response.json()["error"]["message"]

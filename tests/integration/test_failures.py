@@ -24,9 +24,10 @@ from api.app import create_app
 from api.deps import Principal, get_principal
 from consumers.flagger import Flagger
 from domain import workflow
+from schemas.envelope import reading_headers
+from schemas.reading import Verdict
 from schemas.settings import Settings
 from simulators.faults import BadStripLot, make_lines
-from schemas.reading import Verdict
 from storage.db import connect
 from tests.helpers import encode, publish, reading_payload, reading_topic, rows, scalar, wait_for
 
@@ -60,12 +61,13 @@ def payload(c: float, t: float, device_result: str | None = None, **assay: Any) 
     return p
 
 
-def record(p: dict[str, Any], market: str = "m1", station: str = "s1", device: str = "d1",
-           offset: int = 0) -> ConsumerRecord:
-    value = {"v": 1, "market_id": market, "station_id": station, "device_id": device,
-             "mqtt_topic": reading_topic(market, station, device), "received_at": T0.isoformat(), "payload": p}
-    return ConsumerRecord("rt.readings.v1", 0, None, offset, 0, 0, station.encode(), json.dumps(value).encode(),
-                          [], None, -1, -1, -1)
+def record(
+    p: dict[str, Any], market: str = "m1", station: str = "s1", device: str = "d1", offset: int = 0
+) -> ConsumerRecord:
+    headers = reading_headers(market, station, device, reading_topic(market, station, device), T0)
+    return ConsumerRecord(
+        "rt.readings.v1", 0, None, offset, 0, 0, station.encode(), json.dumps(p).encode(), headers, None, -1, -1, -1
+    )
 
 
 def run_batch(flagger: Flagger, dsn: str, records: list[ConsumerRecord]) -> list[uuid.UUID]:
@@ -80,8 +82,7 @@ def run_batch(flagger: Flagger, dsn: str, records: list[ConsumerRecord]) -> list
 
 def read_topic(settings: Settings, topic: str, want: int, timeout: float = 20.0) -> list[dict[str, Any]]:
     """Every message of ``topic`` (no consumer group: assigned partitions from the start)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
     try:
         parts = wait_for(lambda: consumer.partitions_for_topic(topic), what=f"partitions of {topic}")
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -122,6 +123,7 @@ def client(db_settings: Settings, clock: Clock) -> Iterator[Callable[[Principal]
     """A TestClient factory acting as the given principal, over an app with the injected clock."""
     app = create_app(db_settings, clock=clock)
     with TestClient(app) as tc:
+
         def as_(principal: Principal) -> TestClient:
             app.dependency_overrides[get_principal] = lambda: principal
             return tc
@@ -137,8 +139,10 @@ PRODUCER = Principal(role="producer", name="coop", holder_id="coop-1")
 
 # --- the real path ---
 
-def test_mqtt_reading_raises_failures_alerts_and_api_answers(settings: Settings, pipeline: Any,
-                                                             api_client: TestClient) -> None:
+
+def test_mqtt_reading_raises_failures_alerts_and_api_answers(
+    settings: Settings, pipeline: Any, api_client: TestClient
+) -> None:
     pipeline("store", "flagger")
     positive = payload(1000.0, 500.0, "positive")
     mismatch = payload(1000.0, 990.0, "positive")  # server: negative
@@ -172,10 +176,13 @@ def test_mqtt_reading_raises_failures_alerts_and_api_answers(settings: Settings,
 
 # --- idempotency ---
 
+
 def test_redelivered_batch_raises_nothing_twice(db_dsn: str, db_settings: Settings, clock: Clock) -> None:
     flagger = Flagger(db_settings, clock=clock)
-    batch = [record(payload(1000.0, 100.0, "positive"), offset=1),
-             record(payload(1000.0, 870.0, "suspicious"), offset=2)]
+    batch = [
+        record(payload(1000.0, 100.0, "positive"), offset=1),
+        record(payload(1000.0, 870.0, "suspicious"), offset=2),
+    ]
     first = run_batch(flagger, db_dsn, batch)
     assert len(first) == 2
     assert run_batch(flagger, db_dsn, batch) == []
@@ -199,6 +206,7 @@ def test_events_are_append_only(db_dsn: str, db_settings: Settings, clock: Clock
 
 # --- the workflow through the API ---
 
+
 def _one_failure(dsn: str, kind: str) -> str:
     return str(scalar(dsn, "SELECT failure_id FROM failures WHERE kind = %s", [kind]))
 
@@ -211,18 +219,26 @@ def _act(tc: TestClient, fid: str, action: str, **evidence: str) -> Any:
 EVIDENCE = {"photo_ref": "photo-1", "lab_report_no": "LAB-7", "retest_reading_id": "r-2"}
 
 
-def test_workflow_to_closure_and_every_forbidden_transition(db_dsn: str, db_settings: Settings, clock: Clock,
-                                                           client: Callable[[Principal], TestClient]) -> None:
+def test_workflow_to_closure_and_every_forbidden_transition(
+    db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
+) -> None:
     run_batch(Flagger(db_settings, clock=clock), db_dsn, [record(payload(1000.0, 100.0, "positive"))])
     fid = _one_failure(db_dsn, "positive")
-    path = [("object", OPERATOR), ("lab_positive", REGULATOR), ("trace", OPERATOR), ("post", OPERATOR),
-            ("report", OPERATOR), ("close", REGULATOR)]
+    path = [
+        ("object", OPERATOR),
+        ("lab_positive", REGULATOR),
+        ("trace", OPERATOR),
+        ("post", OPERATOR),
+        ("report", OPERATOR),
+        ("close", REGULATOR),
+    ]
     every = {tr.action for tr in workflow.TRANSITIONS[workflow.Workflow.SCREEN]}
     for action, who in path:
         tc = client(REGULATOR)
         state = tc.get(f"/v1/failures/{fid}").json()["state"]
-        legal = {tr.action for tr in workflow.TRANSITIONS[workflow.Workflow.SCREEN]
-                 if workflow.State(state) in tr.sources}
+        legal = {
+            tr.action for tr in workflow.TRANSITIONS[workflow.Workflow.SCREEN] if workflow.State(state) in tr.sources
+        }
         for forbidden in sorted(every - legal):
             answer = _act(tc, fid, forbidden, **EVIDENCE)
             assert answer.status_code == 409, (state, forbidden, answer.text)
@@ -239,8 +255,9 @@ def test_workflow_to_closure_and_every_forbidden_transition(db_dsn: str, db_sett
     assert _act(client(REGULATOR), fid, "close").status_code == 409
 
 
-def test_roles_scope_and_evidence(db_dsn: str, db_settings: Settings, clock: Clock,
-                                  client: Callable[[Principal], TestClient]) -> None:
+def test_roles_scope_and_evidence(
+    db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
+) -> None:
     run_batch(Flagger(db_settings, clock=clock), db_dsn, [record(payload(1000.0, 100.0, "positive"))])
     fid = _one_failure(db_dsn, "positive")
     assert client(OTHER_OPERATOR).get(f"/v1/failures/{fid}").status_code == 404
@@ -254,8 +271,9 @@ def test_roles_scope_and_evidence(db_dsn: str, db_settings: Settings, clock: Clo
     assert client(REGULATOR).get(f"/v1/failures/{uuid.uuid4()}").status_code == 404
 
 
-def test_deadlines_with_an_injected_clock(db_dsn: str, db_settings: Settings, clock: Clock,
-                                          client: Callable[[Principal], TestClient]) -> None:
+def test_deadlines_with_an_injected_clock(
+    db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
+) -> None:
     flagger = Flagger(db_settings, clock=clock)
     run_batch(flagger, db_dsn, [record(payload(1000.0, 100.0, "positive"))])
     fid = _one_failure(db_dsn, "positive")
@@ -286,10 +304,18 @@ def test_deadlines_with_an_injected_clock(db_dsn: str, db_settings: Settings, cl
 
 # --- thresholds: versioned registry ---
 
-def test_registry_versions_apply_by_measured_at(db_dsn: str, db_settings: Settings, clock: Clock,
-                                                client: Callable[[Principal], TestClient]) -> None:
-    version = {"scope": "strip_lot", "analyte": "chlorpyrifos", "strip_lot": "CG2611-07",
-               "valid_from": T0.isoformat(), "params": {"r_pos": 0.5}, "note": "lot insert"}
+
+def test_registry_versions_apply_by_measured_at(
+    db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
+) -> None:
+    version = {
+        "scope": "strip_lot",
+        "analyte": "chlorpyrifos",
+        "strip_lot": "CG2611-07",
+        "valid_from": T0.isoformat(),
+        "params": {"r_pos": 0.5},
+        "note": "lot insert",
+    }
     assert client(OPERATOR).post("/v1/thresholds", json=version).status_code == 403
     tc = client(REGULATOR)
     assert tc.post("/v1/thresholds", json={**version, "params": {"r_pos": 0.99}}).status_code == 422
@@ -301,18 +327,26 @@ def test_registry_versions_apply_by_measured_at(db_dsn: str, db_settings: Settin
     run_batch(Flagger(db_settings, clock=clock), db_dsn, [record(before), record(after, offset=1)])
     got = dict(rows(db_dsn, "SELECT reading_id::text, server_result FROM verdicts"))
     assert got == {before["reading_id"]: "positive", after["reading_id"]: "suspicious"}
-    used = scalar(db_dsn, "SELECT thresholds FROM verdicts WHERE reading_id = %s", [after["reading_id"]])
+    used = scalar(
+        db_dsn,
+        "SELECT s.thresholds FROM verdicts v JOIN threshold_snapshots s ON s.digest = v.thresholds_digest "
+        "WHERE v.reading_id = %s",
+        [after["reading_id"]],
+    )
     assert used["r_pos"] == 0.5 and used["layers"] == ["project", "strip_lot"]
-    resolved = tc.get("/v1/thresholds/resolve", params={"analyte": "chlorpyrifos", "strip_lot": "CG2611-07",
-                                                        "at": T0.isoformat()}).json()
+    resolved = tc.get(
+        "/v1/thresholds/resolve", params={"analyte": "chlorpyrifos", "strip_lot": "CG2611-07", "at": T0.isoformat()}
+    ).json()
     assert resolved["r_pos"] == 0.5
     assert any(a["code"] == "malachite_green" for a in tc.get("/v1/analytes").json()["items"])
 
 
 # --- anomalies ---
 
-def test_bad_strip_lot_and_silent_reader_are_flagged(db_dsn: str, db_settings: Settings, clock: Clock,
-                                                     client: Callable[[Principal], TestClient]) -> None:
+
+def test_bad_strip_lot_and_silent_reader_are_flagged(
+    db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
+) -> None:
     import random
 
     rng = random.Random(3)
@@ -329,8 +363,11 @@ def test_bad_strip_lot_and_silent_reader_are_flagged(db_dsn: str, db_settings: S
         run_batch(flagger, db_dsn, batch)
     lots = rows(db_dsn, "SELECT subject, analyte, strip_lot FROM failures WHERE kind = 'invalid_rate_strip_lot'")
     assert lots == [("chlorpyrifos/CG-BAD", "chlorpyrifos", "CG-BAD")]  # once, though it stays bad
-    first_bad = scalar(db_dsn, "SELECT min(measured_at) FROM failures WHERE kind = 'invalid' AND measured_at >= %s",
-                       [T0 - timedelta(hours=10) + timedelta(minutes=300)])
+    first_bad = scalar(
+        db_dsn,
+        "SELECT min(measured_at) FROM failures WHERE kind = 'invalid' AND measured_at >= %s",
+        [T0 - timedelta(hours=10) + timedelta(minutes=300)],
+    )
     assert first_bad is not None
 
     clock.advance(minutes=59)

@@ -59,7 +59,7 @@ class Client:
         if self.username is not None:
             self.paho.username_pw_set(self.username, self.password)
         self.paho.on_connect = self._on_connect
-        self.paho.on_message = lambda _c, _u, msg: self.messages.append((msg.topic, msg.payload))
+        self.paho.on_message = lambda _c, _u, msg: self.messages.append((msg.topic, bytes(msg.payload)))
         self.paho.on_publish = lambda _c, _u, mid, rc, _p: self.pubacks.__setitem__(mid, rc.value)
         self.paho.on_disconnect = lambda *_: self.disconnected.set()
 

@@ -15,20 +15,15 @@ from api.deps import Principal
 from consumers.flagger import Flagger
 from schemas.settings import Settings
 from tests.helpers import encode, publish, reading_topic
-from tests.integration.test_failures import (  # noqa: F401  (fixtures)
-    OPERATOR,
-    OTHER_OPERATOR,
-    REGULATOR,
-    Clock,
-    client,
-    clock,
-    db_settings,
-    payload,
-    record,
-    run_batch,
-)
+from tests.integration import test_failures as tf
+from tests.integration.test_failures import OPERATOR, OTHER_OPERATOR, REGULATOR, Clock, payload, record, run_batch
 
 pytestmark = pytest.mark.integration
+
+# shared fixtures
+client = tf.client
+clock = tf.clock
+db_settings = tf.db_settings
 
 
 def read_events(tc: TestClient, headers: dict[str, str] | None = None, **params: Any) -> list[dict[str, Any]]:
@@ -52,11 +47,15 @@ def read_events(tc: TestClient, headers: dict[str, str] | None = None, **params:
     return events
 
 
-def test_resume_with_last_event_id(db_dsn: str, db_settings: Settings, clock: Clock,
-                                   client: Callable[[Principal], TestClient]) -> None:
+def test_resume_with_last_event_id(
+    db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
+) -> None:
     flagger = Flagger(db_settings, clock=clock)
-    run_batch(flagger, db_dsn, [record(payload(1000.0, 100.0, "positive")),
-                                record(payload(1000.0, 870.0, "suspicious"), offset=1)])
+    run_batch(
+        flagger,
+        db_dsn,
+        [record(payload(1000.0, 100.0, "positive")), record(payload(1000.0, 870.0, "suspicious"), offset=1)],
+    )
     tc = client(OPERATOR)
     first = read_events(tc, {"Last-Event-ID": "0"}, max_events=3)
     assert [e["id"] for e in first] == [1, 2, 3]
@@ -72,8 +71,9 @@ def test_resume_with_last_event_id(db_dsn: str, db_settings: Settings, clock: Cl
     assert read_events(client(OTHER_OPERATOR), {"Last-Event-ID": "0"}, timeout_s=0.5) == []  # scope
 
 
-def test_new_failures_arrive_live(db_dsn: str, db_settings: Settings, clock: Clock,
-                                  client: Callable[[Principal], TestClient]) -> None:
+def test_new_failures_arrive_live(
+    db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
+) -> None:
     flagger = Flagger(db_settings, clock=clock)
     run_batch(flagger, db_dsn, [record(payload(50.0, 100.0, "invalid"))])  # before connecting: not replayed
     tc = client(REGULATOR)

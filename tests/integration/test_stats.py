@@ -26,24 +26,24 @@ from schemas.settings import Settings
 from simulators.faults import make_lines
 from storage.db import connect
 from tests.helpers import rows
-from tests.integration.test_failures import (  # noqa: F401  (fixtures)
-    OPERATOR,
-    REGULATOR,
-    T0,
-    Clock,
-    client,
-    clock,
-    db_settings,
-    payload,
-    record,
-    run_batch,
-)
+from tests.integration import test_failures as tf
+from tests.integration.test_failures import OPERATOR, REGULATOR, T0, Clock, payload, record, run_batch
 
 pytestmark = pytest.mark.integration
 
+# shared fixtures
+client = tf.client
+clock = tf.clock
+db_settings = tf.db_settings
+
 SH = ZoneInfo("Asia/Shanghai")
-DIMENSIONS = {"market": "market_id", "station": "station_id", "analyte": "analyte", "commodity": "commodity",
-              "region": "region_code"}
+DIMENSIONS = {
+    "market": "market_id",
+    "station": "station_id",
+    "analyte": "analyte",
+    "commodity": "commodity",
+    "region": "region_code",
+}
 WEIGHTS = [(Verdict.NEGATIVE, 0.85), (Verdict.POSITIVE, 0.05), (Verdict.SUSPICIOUS, 0.04), (Verdict.INVALID, 0.06)]
 
 
@@ -51,24 +51,30 @@ def _dataset(n: int = 600) -> list[dict[str, Any]]:
     rng = random.Random(11)
     start = T0 - timedelta(days=9)
     out = []
-    for i in range(n):
+    for _ in range(n):
         verdict = rng.choices([v for v, _ in WEIGHTS], [w for _, w in WEIGHTS])[0]
         c, t = make_lines(verdict, rng)
         p = payload(c, t, verdict.value, analyte=rng.choice(["chlorpyrifos", "clenbuterol", "procymidone"]))
-        p["sample"] = {**p["sample"], "commodity": rng.choice(["韭菜", "猪肉", "芹菜"]),
-                       "region_code": rng.choice(["320412", "320411"])}
+        p["sample"] = {
+            **p["sample"],
+            "commodity": rng.choice(["韭菜", "猪肉", "芹菜"]),
+            "region_code": rng.choice(["320412", "320411"]),
+        }
         p["measured_at"] = (start + timedelta(minutes=rng.randrange(0, 9 * 24 * 60))).isoformat()
         market = rng.choice(["m1", "m2"])
-        out.append({"payload": p, "market_id": market, "station_id": f"{market}-s{rng.randrange(2)}",
-                     "verdict": verdict.value})
+        out.append(
+            {"payload": p, "market_id": market, "station_id": f"{market}-s{rng.randrange(2)}", "verdict": verdict.value}
+        )
     return out
 
 
 def _load(dsn: str, settings: Settings, clock: Clock, data: list[dict[str, Any]]) -> None:
     flagger = Flagger(settings, clock=clock)
     for start in range(0, len(data), 100):
-        batch = [record(d["payload"], market=d["market_id"], station=d["station_id"], offset=start + i)
-                 for i, d in enumerate(data[start:start + 100])]
+        batch = [
+            record(d["payload"], market=d["market_id"], station=d["station_id"], offset=start + i)
+            for i, d in enumerate(data[start : start + 100])
+        ]
         run_batch(flagger, dsn, batch)
 
 
@@ -84,8 +90,13 @@ def _bucket(at: datetime, bucket: str) -> datetime:
 
 def _key(d: dict[str, Any], group_by: str) -> str:
     p = d["payload"]
-    return {"market": d["market_id"], "station": d["station_id"], "analyte": p["assay"]["analyte"],
-            "commodity": p["sample"]["commodity"], "region": p["sample"]["region_code"]}[group_by]
+    return {
+        "market": d["market_id"],
+        "station": d["station_id"],
+        "analyte": p["assay"]["analyte"],
+        "commodity": p["sample"]["commodity"],
+        "region": p["sample"]["region_code"],
+    }[group_by]
 
 
 def expected(data: list[dict[str, Any]], group_by: str, bucket: str) -> dict[tuple[datetime, str], dict[str, int]]:
@@ -98,16 +109,24 @@ def expected(data: list[dict[str, Any]], group_by: str, bucket: str) -> dict[tup
 
 
 def answered(tc: TestClient, group_by: str, bucket: str) -> dict[tuple[datetime, str], dict[str, int]]:
-    params = {"group_by": group_by, "bucket": bucket, "since": (T0 - timedelta(days=20)).isoformat(),
-              "until": T0.isoformat(), "limit": 150}
+    params: dict[str, str | int] = {
+        "group_by": group_by,
+        "bucket": bucket,
+        "since": (T0 - timedelta(days=20)).isoformat(),
+        "until": T0.isoformat(),
+        "limit": 150,
+    }
     out: dict[tuple[datetime, str], dict[str, int]] = {}
     while True:
         page = tc.get("/v1/stats/pass-rate", params=params)
         assert page.status_code == 200, page.text
         body = page.json()
         for row in body["items"]:
-            counts = {"tests": row["tests"], "negative": row["negative"], **{
-                k: v for k, v in row["failures_by_kind"].items() if k in ("positive", "suspicious", "invalid")}}
+            counts = {
+                "tests": row["tests"],
+                "negative": row["negative"],
+                **{k: v for k, v in row["failures_by_kind"].items() if k in ("positive", "suspicious", "invalid")},
+            }
             assert row["pass_rate"] == (round(row["negative"] / row["valid_tests"], 6) if row["valid_tests"] else None)
             out[(datetime.fromisoformat(row["bucket_start"]), row["group"])] = {k: v for k, v in counts.items() if v}
         if not body["next_cursor"]:
@@ -115,38 +134,70 @@ def answered(tc: TestClient, group_by: str, bucket: str) -> dict[tuple[datetime,
         params["cursor"] = body["next_cursor"]
 
 
-@pytest.mark.parametrize(("group_by", "bucket"), [("market", "day"), ("station", "hour"), ("analyte", "week"),
-                                                  ("commodity", "day"), ("region", "day")])
-def test_pass_rate_matches_an_independent_count(db_dsn: str, db_settings: Settings, clock: Clock,
-                                                client: Callable[[Principal], TestClient], group_by: str,
-                                                bucket: str) -> None:
+@pytest.mark.parametrize(
+    ("group_by", "bucket"),
+    [("market", "day"), ("station", "hour"), ("analyte", "week"), ("commodity", "day"), ("region", "day")],
+)
+def test_pass_rate_matches_an_independent_count(
+    db_dsn: str,
+    db_settings: Settings,
+    clock: Clock,
+    client: Callable[[Principal], TestClient],
+    group_by: str,
+    bucket: str,
+) -> None:
     data = _dataset()
     _load(db_dsn, db_settings, clock, data)
     want = {k: {n: c for n, c in v.items() if c} for k, v in expected(data, group_by, bucket).items()}
     assert answered(client(REGULATOR), group_by, bucket) == want
 
 
-def test_scope_and_closure_rate(db_dsn: str, db_settings: Settings, clock: Clock,
-                                client: Callable[[Principal], TestClient]) -> None:
+def test_scope_and_closure_rate(
+    db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
+) -> None:
     data = _dataset(200)
     _load(db_dsn, db_settings, clock, data)
     m1 = answered(client(OPERATOR), "market", "day")
     assert m1 and {g for _, g in m1} == {"m1"}
-    fid = rows(db_dsn, "SELECT failure_id::text FROM failures WHERE kind = 'suspicious' AND market_id = 'm1' "
-                       "ORDER BY failure_id LIMIT 1")[0][0]
+    fid = rows(
+        db_dsn,
+        "SELECT failure_id::text FROM failures WHERE kind = 'suspicious' AND market_id = 'm1' "
+        "ORDER BY failure_id LIMIT 1",
+    )[0][0]
     clock.advance(minutes=30)
     tc = client(OPERATOR)
-    assert tc.post(f"/v1/failures/{fid}/actions", json={"action": "retest_negative", "note": "2nd strip neg",
-                                                         "evidence": {"retest_reading_id": "r9"}}).status_code == 200
+    assert (
+        tc.post(
+            f"/v1/failures/{fid}/actions",
+            json={"action": "retest_negative", "note": "2nd strip neg", "evidence": {"retest_reading_id": "r9"}},
+        ).status_code
+        == 200
+    )
     clock.advance(hours=2)
-    assert client(REGULATOR).post(f"/v1/failures/{fid}/actions",
-                                  json={"action": "close", "note": "false positive"}).status_code == 200
-    body = client(REGULATOR).get("/v1/stats/pass-rate", params={
-        "group_by": "market", "bucket": "week", "since": (T0 - timedelta(days=1)).isoformat(),
-        "until": (T0 + timedelta(hours=3)).isoformat(), "market_id": "m1"}).json()
+    assert (
+        client(REGULATOR)
+        .post(f"/v1/failures/{fid}/actions", json={"action": "close", "note": "false positive"})
+        .status_code
+        == 200
+    )
+    body = (
+        client(REGULATOR)
+        .get(
+            "/v1/stats/pass-rate",
+            params={
+                "group_by": "market",
+                "bucket": "week",
+                "since": (T0 - timedelta(days=1)).isoformat(),
+                "until": (T0 + timedelta(hours=3)).isoformat(),
+                "market_id": "m1",
+            },
+        )
+        .json()
+    )
     row = body["items"][0]
-    screen = rows(db_dsn, "SELECT count(*) FROM failures WHERE market_id = 'm1' AND kind IN "
-                          "('positive', 'suspicious')")[0][0]
+    screen = rows(
+        db_dsn, "SELECT count(*) FROM failures WHERE market_id = 'm1' AND kind IN ('positive', 'suspicious')"
+    )[0][0]
     assert row["screen_failures"] == screen and row["closed"] == 1
     assert row["closure_rate"] == round(1 / screen, 6) and row["median_hours_to_close"] == 2.5
     other = client(OPERATOR).get("/v1/stats/pass-rate", params={"market_id": "m2"}).json()
@@ -156,11 +207,24 @@ def test_scope_and_closure_rate(db_dsn: str, db_settings: Settings, clock: Clock
 def _definition_rows(dsn: str, dim: str) -> set[tuple[Any, ...]]:
     """The continuous aggregates' defining query, run directly on verdicts."""
     key = "" if dim == "market" else f", {DIMENSIONS[dim]}"
-    sums = ", ".join(f"sum(CASE WHEN {c} THEN 1 ELSE 0 END)" for c in (
-        "server_result = 'negative'", "server_result = 'positive'", "server_result = 'suspicious'",
-        "server_result = 'invalid'", "verdict_mismatch", "cutoff_mismatch"))
-    return set(rows(dsn, f"SELECT date_bin(INTERVAL '1 hour', measured_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, "
-                         f"market_id{key}, count(*), {sums} FROM verdicts GROUP BY b, market_id{key}"))
+    sums = ", ".join(
+        f"sum(CASE WHEN {c} THEN 1 ELSE 0 END)"
+        for c in (
+            "server_result = 'negative'",
+            "server_result = 'positive'",
+            "server_result = 'suspicious'",
+            "server_result = 'invalid'",
+            "verdict_mismatch",
+            "cutoff_mismatch",
+        )
+    )
+    return set(
+        rows(
+            dsn,
+            f"SELECT date_bin(INTERVAL '1 hour', measured_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, "
+            f"market_id{key}, count(*), {sums} FROM verdicts GROUP BY b, market_id{key}",
+        )
+    )
 
 
 def _relation_rows(dsn: str, dim: str) -> set[tuple[Any, ...]]:
@@ -180,15 +244,18 @@ def test_hourly_relations_equal_their_definition(db_dsn: str, db_settings: Setti
 
 
 @pytest.mark.timescale
-def test_timescale_materialized_and_realtime_agree(db_dsn: str, db_settings: Settings, clock: Clock,
-                                                   client: Callable[[Principal], TestClient]) -> None:
+def test_timescale_materialized_and_realtime_agree(
+    db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
+) -> None:
     if not _timescale(db_dsn):
-        pytest.skip("the timescaledb extension is not installed on this PostgreSQL server; the plain path "
-                    "was checked by the other tests of this module")
+        pytest.skip(
+            "the timescaledb extension is not installed on this PostgreSQL server; the plain path "
+            "was checked by the other tests of this module"
+        )
     data = sorted(_dataset(400), key=lambda d: d["payload"]["measured_at"])
     boundary = _bucket(datetime.fromisoformat(data[200]["payload"]["measured_at"]), "hour")
     older = [d for d in data if datetime.fromisoformat(d["payload"]["measured_at"]) < boundary]
-    newer = data[len(older):]
+    newer = data[len(older) :]
     _load(db_dsn, db_settings, clock, older[:-1])
 
     def refresh() -> None:
@@ -197,8 +264,7 @@ def test_timescale_materialized_and_realtime_agree(db_dsn: str, db_settings: Set
         try:
             with conn.cursor() as cur:
                 for dim in DIMENSIONS:
-                    cur.execute(f"CALL refresh_continuous_aggregate('pass_rate_{dim}_hourly', NULL, %s)",
-                                [boundary])
+                    cur.execute(f"CALL refresh_continuous_aggregate('pass_rate_{dim}_hourly', NULL, %s)", [boundary])
         finally:
             conn.close()
 

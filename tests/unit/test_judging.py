@@ -211,3 +211,13 @@ def test_analyte_catalogue_has_domain_table() -> None:
     entry = get("procymidone")
     assert entry is not None and entry.name_zh == "腐霉利" and "韭菜" in entry.commodities
     assert get("no-such") is None
+
+
+def test_indexed_registry_equals_plain_resolution() -> None:
+    from domain.judging import Registry
+
+    registry = Registry(REGISTRY)
+    for analyte, lot in [("chlorpyrifos", "CG-1"), ("chlorpyrifos", "CG-9"), ("carbofuran", "CG-1"), ("x", "y")]:
+        for day in range(-1, 35):
+            at = T0 + timedelta(days=day)
+            assert registry.resolve(analyte, lot, at) == resolve(REGISTRY, analyte, lot, at)

@@ -1,0 +1,292 @@
+"""Benchmarks of issue 3: pass-rate query latency at 10 million readings, and flagger throughput.
+
+    python -m bench.flagging [--admin-dsn DSN] [--rows 10000000] [--days 90] [--markets 25]
+                             [--flagger-records 40000] [--skip-query] [--skip-flagger]
+
+Each part works in its own scratch database on the server of ``--admin-dsn``
+(default ``postgresql://postgres@127.0.0.1:5432/postgres``, or
+``RT_BENCH_ADMIN_DSN``), migrated like production, and drops it at the end.
+
+* Query: ``--rows`` verdicts spread over ``--days`` days and ``--markets``
+  markets are generated in SQL (``generate_series``) through the same
+  migration, so the plain-PostgreSQL rollup trigger maintains the hourly
+  relations as the flagger would; then the API's own query
+  (``api.queries.stats.pass_rate_rows``, group by market per day) is timed,
+  warm, and the same answer computed straight from the verdicts table is timed
+  for comparison.
+* Flagger: realistic readings (DOMAIN.md §5 rates, with fault scenarios) are
+  handed to ``Flagger.handle`` in batches of the consumer's batch size, each
+  batch committed, and records/s measured; the reading store is measured on
+  the same records for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kafka.consumer.fetcher import ConsumerRecord
+
+from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
+from consumers.flagger import Flagger
+from consumers.reading_store import ReadingStore
+from schemas.envelope import reading_headers
+from schemas.settings import Settings
+from simulators.faults import FaultPlan
+from storage.db import connect, create_database, drop_database
+from storage.migrate import migrate
+
+DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+END = datetime(2026, 11, 28, tzinfo=UTC)
+THRESHOLDS_JSON = json.dumps(
+    {
+        "mode": "ratio",
+        "c_min": 100.0,
+        "r_pos": 0.8,
+        "r_neg": 0.95,
+        "t_pos": 400.0,
+        "t_neg": 600.0,
+        "calibration": [],
+        "calibration_input": "ratio",
+        "limit": None,
+        "suspicious_from": None,
+        "inhibition_fail_pct": 50.0,
+        "inhibition_suspicious_pct": None,
+        "cutoff_tolerance": 0.005,
+        "entry_ids": [1],
+        "layers": ["project"],
+    }
+)
+
+GENERATE = """
+INSERT INTO verdicts (reading_id, measured_at, received_at, market_id, station_id, device_id, analyte, commodity,
+                      commodity_category, region_code, strip_lot, method, device_result, server_result, rule, reason,
+                      ratio, device_cutoff, verdict_mismatch, cutoff_mismatch, thresholds)
+SELECT gen_random_uuid(), ts, ts + INTERVAL '2 seconds',
+       'm' || (i %% %(markets)s), 'm' || (i %% %(markets)s) || '-s' || ((i / %(markets)s) %% 2),
+       'dev-' || (i %% (%(markets)s * 4)),
+       (ARRAY['chlorpyrifos','carbofuran','phorate','omethoate','procymidone','fenthion','carbendazim',
+              'clenbuterol','ractopamine','salbutamol','malachite_green','enrofloxacin','chloramphenicol',
+              'nitrofuran_aoz'])[1 + (i %% 14)],
+       'commodity-' || (i %% 30), 'vegetable', (ARRAY['320412','320411','320402','320404','320413'])[1 + (i %% 5)],
+       'CG-' || (i %% 40), 'colloidal_gold', r.result, r.result, 'ratio', 'bench', 0.9, 0.8, false, false,
+       %(thresholds)s::jsonb
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS i
+CROSS JOIN LATERAL (SELECT %(start)s::timestamptz + (i * %(step)s::double precision) * INTERVAL '1 second' AS ts,
+                           (hashint8(i) & 1023) AS h) AS g
+CROSS JOIN LATERAL (SELECT CASE WHEN g.h < 3 THEN 'positive' WHEN g.h < 6 THEN 'suspicious'
+                                WHEN g.h < 16 THEN 'invalid' ELSE 'negative' END AS result) AS r
+"""
+
+RAW_QUERY = """
+SELECT date_trunc('day', measured_at AT TIME ZONE 'Asia/Shanghai') AS day, market_id, count(*),
+       count(*) FILTER (WHERE server_result = 'negative'), count(*) FILTER (WHERE server_result = 'invalid')
+FROM verdicts WHERE measured_at >= %s AND measured_at < %s GROUP BY 1, 2
+"""
+
+
+@contextmanager
+def scratch_database(admin_dsn: str, tag: str) -> Iterator[str]:
+    name = f"rt_bench_{tag}_{uuid.uuid4().hex[:8]}"
+    dsn = create_database(admin_dsn, name)
+    try:
+        migrate(dsn, Settings())
+        yield dsn
+    finally:
+        drop_database(admin_dsn, name)
+
+
+def timed(fn: Callable[[], Any], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def generate(dsn: str, rows: int, days: int, markets: int, chunk: int = 1_000_000) -> float:
+    start = END - timedelta(days=days)
+    step = days * 86400 / rows
+    conn = connect(dsn)
+    started = time.perf_counter()
+    try:
+        for lo in range(0, rows, chunk):
+            hi = min(rows, lo + chunk) - 1
+            with conn.cursor() as cur:
+                cur.execute(
+                    GENERATE,
+                    {
+                        "markets": markets,
+                        "thresholds": THRESHOLDS_JSON,
+                        "lo": lo,
+                        "hi": hi,
+                        "start": start,
+                        "step": step,
+                    },
+                )
+            conn.commit()
+            print(f"  generated {hi + 1:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE")
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+def bench_query(admin_dsn: str, rows: int, days: int, markets: int) -> dict[str, Any]:
+    with scratch_database(admin_dsn, "passrate") as dsn:
+        print(f"generating {rows:,} verdicts over {days} days, {markets} markets ...", flush=True)
+        seconds = generate(dsn, rows, days, markets)
+        conn = connect(dsn)
+        try:
+            q = StatsQuery(GroupBy.MARKET, Bucket.DAY, END - timedelta(days=days), END, "Asia/Shanghai")
+            answer = pass_rate_rows(conn, q, 100_000)
+            total = sum(r["tests"] for r in answer)
+            assert total == rows, f"the query counted {total} of {rows} readings"
+            first = timed(lambda: pass_rate_rows(conn, q, 100_000), 1)[0]
+            warm = timed(lambda: pass_rate_rows(conn, q, 100_000), 20)
+            raw = timed(lambda: _raw(conn, q), 3)
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_size_pretty(pg_total_relation_size('verdicts')), "
+                    "(SELECT count(*) FROM pass_rate_market_hourly)"
+                )
+                size, hourly_rows = cur.fetchone() or ("?", 0)
+        finally:
+            conn.close()
+    return {
+        "rows": rows,
+        "generate_s": round(seconds, 1),
+        "result_rows": len(answer),
+        "verdicts_size": size,
+        "market_hourly_rows": hourly_rows,
+        "first_ms": round(first, 1),
+        "median_ms": round(statistics.median(warm), 1),
+        "p95_ms": round(sorted(warm)[18], 1),
+        "raw_table_median_ms": round(statistics.median(raw), 1),
+    }
+
+
+def _raw(conn: Any, q: StatsQuery) -> None:
+    with conn.cursor() as cur:
+        cur.execute(RAW_QUERY, (q.since, q.until))
+        cur.fetchall()
+
+
+def readings(n: int, seed: int = 1) -> list[ConsumerRecord]:
+    """``n`` Kafka records of realistic readings from a small simulated fleet."""
+    rng = random.Random(seed)
+    devices = [f"dev-{i}" for i in range(50)]
+    plan = FaultPlan.default(devices, [f"CG-{i}" for i in range(10)], END)
+    out = []
+    for i in range(n):
+        device = devices[i % len(devices)]
+        market = f"m{i % 50 // 2}"
+        now = END + timedelta(seconds=i)
+        base = {
+            "schema": "rt.reading/1",
+            "reading_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "measured_at": now.isoformat(),
+            "sample": {
+                "sample_id": f"S-{i}",
+                "commodity": "韭菜",
+                "commodity_category": "vegetable",
+                "vendor_id": f"stall-{i % 300}",
+                "certificate_no": f"HGZ-{i % 9000}",
+                "lot_code": f"L{i % 77}",
+            },
+            "assay": {
+                "analyte": "chlorpyrifos",
+                "method": "colloidal_gold",
+                "strip_lot": f"CG-{i % 10}",
+                "cutoff_ratio": 0.8,
+            },
+            "signal": {},
+            "operator_id": "op-1",
+            "firmware": "2.4.1",
+        }
+        payload = plan.apply(base, device, now, rng) or plan.apply(base, devices[0] + "x", now, rng) or base
+        topic = f"rt/v1/markets/{market}/stations/{market}-s1/devices/{device}/readings"
+        headers = reading_headers(market, f"{market}-s1", device, topic, now)
+        value = json.dumps(payload, ensure_ascii=False).encode()
+        out.append(ConsumerRecord("rt.readings.v1", 0, None, i, 0, 0, None, value, headers, None, -1, -1, -1))
+    return out
+
+
+def _throughput(dsn: str, handler: Any, records: list[ConsumerRecord], batch: int) -> float:
+    conn = connect(dsn)
+    try:
+        started = time.perf_counter()
+        for lo in range(0, len(records), batch):
+            handler.handle(conn, records[lo : lo + batch])
+            conn.commit()
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        conn.close()
+
+
+def bench_flagger(admin_dsn: str, n: int) -> dict[str, Any]:
+    records = readings(n)
+    batch = Settings().consumer_batch_size
+    out: dict[str, Any] = {"records": n, "batch": batch}
+    with scratch_database(admin_dsn, "flagger") as dsn:
+        settings = Settings(database_url=dsn)
+        flagger = Flagger(settings, clock=lambda: END + timedelta(hours=1))
+        out["flagger_per_s"] = round(_throughput(dsn, flagger, records, batch))
+        conn = connect(dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT kind, count(*) FROM failures GROUP BY kind ORDER BY kind")
+                out["failures"] = dict(cur.fetchall())
+        finally:
+            conn.close()
+        out["redelivery_per_s"] = round(_throughput(dsn, flagger, records, batch))
+        out["store_per_s"] = round(_throughput(dsn, ReadingStore(settings), records, batch))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--admin-dsn", default=os.environ.get("RT_BENCH_ADMIN_DSN", DEFAULT_ADMIN))
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--markets", type=int, default=25)
+    parser.add_argument("--flagger-records", type=int, default=40_000)
+    parser.add_argument("--skip-query", action="store_true")
+    parser.add_argument("--skip-flagger", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.skip_flagger:
+        result = bench_flagger(args.admin_dsn, args.flagger_records)
+        print(
+            f"flagger: {result['flagger_per_s']:,} records/s judged and flagged "
+            f"(batch {result['batch']}, {result['records']:,} records, failures {result['failures']}); "
+            f"redelivered batches {result['redelivery_per_s']:,}/s; "
+            f"reading store on the same records {result['store_per_s']:,}/s",
+            flush=True,
+        )
+    if not args.skip_query:
+        result = bench_query(args.admin_dsn, args.rows, args.days, args.markets)
+        print(
+            f"pass-rate by market per day, {args.days} days, {result['rows']:,} readings "
+            f"({result['result_rows']} rows answered, verdicts {result['verdicts_size']}, "
+            f"{result['market_hourly_rows']:,} hourly rollup rows): first {result['first_ms']} ms, "
+            f"warm median {result['median_ms']} ms, p95 {result['p95_ms']} ms; "
+            f"same answer from the raw verdicts table: {result['raw_table_median_ms']} ms "
+            f"(generation took {result['generate_s']} s)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
