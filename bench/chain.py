@@ -9,7 +9,9 @@ Tansu broker it starts (or ``--kafka host:port``):
 3. p50/p99 of ``/trace`` up and down, ``/recall-scope`` and ``/verify`` of 8-hop chains,
    through the API (FastAPI TestClient in this process, real database);
 4. chain consumer throughput: M more certificates produced to Kafka first, then drained by
-   the real consumer loop (``ChainStore``) with digests, parent checks and out-of-order holding.
+   the real consumer loop (``ChainStore``) with digests, parent checks and out-of-order holding;
+   and, to tell the broker's share apart, the same handler fed the same partition-ordered batches
+   directly (``handler_only``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,6 +120,40 @@ def query_phase(dsn: str, depths: dict[str, int], reading_ids: list[str], sample
             "recall_scope_ms": _timed(client, [f"/v1/readings/{r}/recall-scope" for r in recalls]),
             "verify_8_hops_ms": _timed(client, [f"/v1/certificates/{n}/verify" for n in eight_hops]),
         }
+
+
+def partition_order(values: list[tuple[bytes, str]], partitions: int = 3, poll: int = 2000
+                    ) -> list[list[tuple[bytes, str]]]:
+    """Batches as a consumer of a keyed topic sees them: each poll drains one partition's next records,
+    so children often come before their parents (held, then released)."""
+    parts: list[list[tuple[bytes, str]]] = [[] for _ in range(partitions)]
+    for value in values:
+        number = json.loads(value[0])["certificate_no"]
+        parts[zlib.crc32(number.encode()) % partitions].append(value)
+    batches = []
+    for start in range(0, max(len(p) for p in parts), poll):
+        batches += [p[start:start + poll] for p in parts if p[start:start + poll]]
+    return batches
+
+
+def handler_phase(dsn: str, n: int, seed: int = 3) -> Figures:
+    """The chain consumer's handler alone (no broker): the same batches, partition order, one commit each."""
+    values = [(json.dumps(r, ensure_ascii=False).encode(), "bench") for r in
+              district(n, seed=seed, shape=DistrictShape(prefix="HDL"))]
+    batches = partition_order(values)
+    store = ChainStore(Settings(database_url=dsn))
+    conn = connect(dsn)
+    try:
+        started = time.perf_counter()
+        accepted = 0
+        for batch in batches:
+            accepted += store.store(conn, batch).accepted
+            conn.commit()
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    return {"certificates": n, "accepted": accepted, "per_second": round(rate(accepted, seconds)),
+            "seconds": round(seconds, 1)}
 
 
 def _count(dsn: str, prefix: str) -> int:
@@ -215,6 +252,8 @@ def run(args: argparse.Namespace) -> Figures:
         figures["queries"] = query_phase(dsn, depths, reading_ids, args.samples)
         _log(f"queries: {figures['queries']}")
         if args.consumer:
+            figures["handler_only"] = handler_phase(dsn, args.consumer)
+            _log(f"handler only: {figures['handler_only']}")
             bootstrap, stop_kafka = _kafka(args.kafka)
             try:
                 figures["consumer"] = consumer_phase(dsn, bootstrap, args.consumer)

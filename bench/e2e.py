@@ -37,17 +37,19 @@ from runtime.ports import free_port
 from schemas.settings import Settings
 from simulators.fleet import Fleet, FleetConfig
 from simulators.publisher import Publisher, RateLimiter, encode
-from storage.db import connect, create_database, drop_database, with_database
+from storage.db import connect, create_database, drop_database
 from storage.migrate import migrate
 
 DEFAULT_ADMIN_DSN = os.environ.get("RT_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=60.0, help="flat-out phase length, seconds (>= 60 for the record)")
+    parser.add_argument("--duration", type=float, default=60.0,
+                        help="flat-out phase length, seconds (>= 60 for the record)")
     parser.add_argument("--rate", type=float, default=1000.0, help="latency phase rate, readings/s")
     parser.add_argument("--latency-duration", type=float, default=20.0, help="latency phase length, seconds")
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_DSN, help="PostgreSQL server (a scratch database is made)")
+    parser.add_argument("--database-url", default=DEFAULT_ADMIN_DSN,
+                        help="PostgreSQL server (a scratch database is made)")
     parser.add_argument("--with-flagger", action="store_true", help="also run the flagger consumer")
     parser.add_argument("--skip-components", action="store_true", help="skip the components-alone figures")
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes in the flat-out phase")
@@ -144,7 +146,10 @@ def _stored_count(dsn: str) -> int:
         conn.close()
 
 
-def _publish_phase(url: str, messages: list[tuple[str, str, bytes]], rate: float | None) -> tuple[dict[str, float], float]:
+Message = tuple[str, str, bytes]
+
+
+def _publish_phase(url: str, messages: list[Message], rate: float | None) -> tuple[dict[str, float], float]:
     limiter = RateLimiter(rate) if rate else None
     with Publisher(url, "5", max_outstanding=2000) as pub:
         start = time.time()
@@ -158,7 +163,7 @@ def _publish_phase(url: str, messages: list[tuple[str, str, bytes]], rate: float
         return dict(pub.sent_at), start
 
 
-def _publish_flat_out(url: str, messages: list[tuple[str, str, bytes]], processes: int, work: Path) -> tuple[dict[str, float], float]:
+def _publish_flat_out(url: str, messages: list[Message], processes: int, work: Path) -> tuple[dict[str, float], float]:
     """Several publisher processes (one Python publisher tops out below the pipeline)."""
     chunks = [messages[i::processes] for i in range(processes)]
     procs = []
@@ -190,8 +195,8 @@ def _collect(dsn: str, sent_at: dict[str, float], since_count: int, timeout: flo
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT reading_id::text, extract(epoch FROM stored_at) FROM readings WHERE reading_id::text = ANY(%s)",
-                        (list(sent_at),))
+            cur.execute("SELECT reading_id::text, extract(epoch FROM stored_at) FROM readings"
+                        " WHERE reading_id::text = ANY(%s)", (list(sent_at),))
             rows = cur.fetchall()
     finally:
         conn.close()
@@ -295,5 +300,6 @@ def _print_phase(title: str, f: dict[str, Any]) -> None:
     lat = f["latency_s"]
     print(f"{title}: {f['stored']:,} stored of {f['published']:,} published in {f['seconds']}s = "
           f"{f['readings_per_s']:,.0f} readings/s end to end; lost {f['lost']}, doubled {f['doubled']}; "
-          f"publish->row p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms",
+          f"publish->row p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, "
+          f"p99 {lat['p99'] * 1000:.0f} ms",
           flush=True)

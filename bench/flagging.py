@@ -37,6 +37,7 @@ from typing import Any
 from kafka.consumer.fetcher import ConsumerRecord
 
 from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
+from consumers.failure_store import insert_snapshots, snapshot_digest
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
 from schemas.envelope import reading_headers
@@ -70,7 +71,7 @@ THRESHOLDS_JSON = json.dumps(
 GENERATE = """
 INSERT INTO verdicts (reading_id, measured_at, received_at, market_id, station_id, device_id, analyte, commodity,
                       commodity_category, region_code, strip_lot, method, device_result, server_result, rule, reason,
-                      ratio, device_cutoff, verdict_mismatch, cutoff_mismatch, thresholds)
+                      ratio, device_cutoff, verdict_mismatch, cutoff_mismatch, thresholds_digest)
 SELECT gen_random_uuid(), ts, ts + INTERVAL '2 seconds',
        'm' || (i %% %(markets)s), 'm' || (i %% %(markets)s) || '-s' || ((i / %(markets)s) %% 2),
        'dev-' || (i %% (%(markets)s * 4)),
@@ -79,12 +80,25 @@ SELECT gen_random_uuid(), ts, ts + INTERVAL '2 seconds',
               'nitrofuran_aoz'])[1 + (i %% 14)],
        'commodity-' || (i %% 30), 'vegetable', (ARRAY['320412','320411','320402','320404','320413'])[1 + (i %% 5)],
        'CG-' || (i %% 40), 'colloidal_gold', r.result, r.result, 'ratio', 'bench', 0.9, 0.8, false, false,
-       %(thresholds)s::jsonb
+       %(digest)s
 FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS i
 CROSS JOIN LATERAL (SELECT %(start)s::timestamptz + (i * %(step)s::double precision) * INTERVAL '1 second' AS ts,
                            (hashint8(i) & 1023) AS h) AS g
 CROSS JOIN LATERAL (SELECT CASE WHEN g.h < 3 THEN 'positive' WHEN g.h < 6 THEN 'suspicious'
                                 WHEN g.h < 16 THEN 'invalid' ELSE 'negative' END AS result) AS r
+"""
+
+FAILURES = """
+INSERT INTO failures (failure_id, dedup_key, kind, workflow, raised_at, summary, reading_id, measured_at, market_id,
+                      station_id, device_id, analyte, commodity, region_code, strip_lot, subject, state, state_since,
+                      due_at, closed_at)
+SELECT md5(server_result || reading_id::text)::uuid, server_result || ':' || reading_id, server_result, 'screen',
+       received_at, 'bench', reading_id, measured_at, market_id, station_id, device_id, analyte, commodity,
+       region_code, strip_lot, device_id,
+       CASE WHEN (hashtext(reading_id::text) & 15) = 0 THEN 'sale_suspended' ELSE 'closed' END, received_at,
+       NULL, CASE WHEN (hashtext(reading_id::text) & 15) = 0 THEN NULL
+                  ELSE received_at + ((hashtext(reading_id::text) & 255) || ' hours')::interval END
+FROM verdicts WHERE server_result IN ('positive', 'suspicious')
 """
 
 RAW_QUERY = """
@@ -119,7 +133,10 @@ def generate(dsn: str, rows: int, days: int, markets: int, chunk: int = 1_000_00
     step = days * 86400 / rows
     conn = connect(dsn)
     started = time.perf_counter()
+    thresholds = json.loads(THRESHOLDS_JSON)
+    digest = snapshot_digest(thresholds)
     try:
+        insert_snapshots(conn, {digest: thresholds})
         for lo in range(0, rows, chunk):
             hi = min(rows, lo + chunk) - 1
             with conn.cursor() as cur:
@@ -127,7 +144,7 @@ def generate(dsn: str, rows: int, days: int, markets: int, chunk: int = 1_000_00
                     GENERATE,
                     {
                         "markets": markets,
-                        "thresholds": THRESHOLDS_JSON,
+                        "digest": digest,
                         "lo": lo,
                         "hi": hi,
                         "start": start,
@@ -136,6 +153,9 @@ def generate(dsn: str, rows: int, days: int, markets: int, chunk: int = 1_000_00
                 )
             conn.commit()
             print(f"  generated {hi + 1:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+        with conn.cursor() as cur:
+            cur.execute(FAILURES)  # the screen failures, 15/16 closed, for the closure figures
+        conn.commit()
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("VACUUM ANALYZE")
@@ -160,9 +180,9 @@ def bench_query(admin_dsn: str, rows: int, days: int, markets: int) -> dict[str,
             with conn.cursor() as cur:
                 cur.execute(
                     "SELECT pg_size_pretty(pg_total_relation_size('verdicts')), "
-                    "(SELECT count(*) FROM pass_rate_market_hourly)"
+                    "(SELECT count(*) FROM pass_rate_market_hourly), (SELECT count(*) FROM failures)"
                 )
-                size, hourly_rows = cur.fetchone() or ("?", 0)
+                size, hourly_rows, failures = cur.fetchone() or ("?", 0, 0)
         finally:
             conn.close()
     return {
@@ -171,6 +191,7 @@ def bench_query(admin_dsn: str, rows: int, days: int, markets: int) -> dict[str,
         "result_rows": len(answer),
         "verdicts_size": size,
         "market_hourly_rows": hourly_rows,
+        "failures": failures,
         "first_ms": round(first, 1),
         "median_ms": round(statistics.median(warm), 1),
         "p95_ms": round(sorted(warm)[18], 1),
@@ -280,7 +301,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"pass-rate by market per day, {args.days} days, {result['rows']:,} readings "
             f"({result['result_rows']} rows answered, verdicts {result['verdicts_size']}, "
-            f"{result['market_hourly_rows']:,} hourly rollup rows): first {result['first_ms']} ms, "
+            f"{result['market_hourly_rows']:,} hourly rollup rows, {result['failures']:,} screen failures): "
+            f"first {result['first_ms']} ms, "
             f"warm median {result['median_ms']} ms, p95 {result['p95_ms']} ms; "
             f"same answer from the raw verdicts table: {result['raw_table_median_ms']} ms "
             f"(generation took {result['generate_s']} s)",

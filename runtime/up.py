@@ -24,6 +24,7 @@ from typing import IO
 
 from runtime.embedded import EmbeddedKafka, EmbeddedMqtt, EmbeddedPostgres, ManagedProcess
 from runtime.kafka_topics import ensure_topics
+from runtime.mosquitto import Mosquitto, find_mosquitto
 from runtime.ports import ensure_free
 from schemas.settings import Settings
 from storage.migrate import migrate
@@ -76,9 +77,9 @@ def start_components(settings: Settings, logs: Path) -> tuple[Settings, list[Man
             started.append(pg)
             updates["database_url"] = pg.dsn
         if not settings.mqtt_url:
-            mqtt = EmbeddedMqtt(settings.mqtt_port, logs).start()
+            mqtt, url, protocol = start_mqtt(settings, logs)
             started.append(mqtt)
-            updates.update(mqtt_url=mqtt.url, mqtt_protocol="3.1.1")  # amqtt speaks MQTT 3.1.1 only
+            updates.update(mqtt_url=url, mqtt_protocol=protocol)
         if not settings.kafka_bootstrap:
             kafka = EmbeddedKafka(settings.kafka_port, logs).start()
             started.append(kafka)
@@ -88,6 +89,21 @@ def start_components(settings: Settings, logs: Path) -> tuple[Settings, list[Man
             component.stop()
         raise
     return settings.with_overrides(**updates), started
+
+
+def start_mqtt(settings: Settings, logs: Path) -> tuple[ManagedProcess, str, str]:
+    """Mosquitto with the project's config where installed (it queues, never drops); else amqtt.
+
+    amqtt keeps a persistent session's messages only for a named (non-anonymous)
+    client, so it runs with anonymous access off; it accepts any user name.
+    """
+    choice = settings.embedded_mqtt
+    if choice == "mosquitto" or (choice == "auto" and find_mosquitto() is not None):
+        broker = Mosquitto(settings.mqtt_port, settings.data_dir / "mosquitto")
+        broker.start()
+        return broker, f"mqtt://127.0.0.1:{settings.mqtt_port}", "5"
+    amqtt = EmbeddedMqtt(settings.mqtt_port, logs, allow_anonymous=False).start()
+    return amqtt, f"mqtt://rapidtrace:local@127.0.0.1:{settings.mqtt_port}", "3.1.1"  # amqtt: MQTT 3.1.1 only
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -116,7 +132,8 @@ def _banner(settings: Settings, components: list[ManagedProcess], logs: Path, to
         "rapidtrace is up",
         f"  API         http://{settings.api_host}:{settings.api_port}   (docs: /docs, health: /healthz)",
         f"  MQTT        {settings.mqtt_url}  (protocol {settings.mqtt_protocol})"
-        + ("  [embedded amqtt]" if "EmbeddedMqtt" in embedded else ""),
+        + ("  [embedded amqtt]" if "EmbeddedMqtt" in embedded else "")
+        + ("  [embedded Mosquitto]" if "Mosquitto" in embedded else ""),
         f"  Kafka       {settings.kafka_bootstrap}" + ("  [embedded Tansu]" if "EmbeddedKafka" in embedded else ""),
         f"  PostgreSQL  {settings.database_url}" + ("  [embedded]" if "EmbeddedPostgres" in embedded else ""),
         f"  logs        {logs}/",

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     # --- embedded stack ---
     data_dir: Path = Path(".rapidtrace")
+    # auto: Mosquitto (project config) where installed, else amqtt (pure Python, MQTT 3.1.1)
+    embedded_mqtt: Literal["auto", "mosquitto", "amqtt"] = "auto"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     mqtt_port: int = 11883

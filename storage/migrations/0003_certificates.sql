@@ -46,7 +46,13 @@ CREATE TABLE certificate_held (
     source_topic    text        NOT NULL,
     held_at         timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX certificate_held_waits ON certificate_held USING gin (waits_for);
+-- What each held record waits for, one row per number (a btree finds the records a new one releases).
+CREATE TABLE certificate_waits (
+    waiting_no  text NOT NULL REFERENCES certificate_held (certificate_no) ON DELETE CASCADE,
+    awaited_no  text NOT NULL,
+    PRIMARY KEY (awaited_no, waiting_no)
+);
+CREATE INDEX certificate_waits_waiting ON certificate_waits (waiting_no);
 
 CREATE FUNCTION rt_certificate_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

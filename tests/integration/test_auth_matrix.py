@@ -22,7 +22,7 @@ from api.auth import issue_token
 from schemas.common import utc_now
 from schemas.settings import Settings
 from storage.db import connect
-from tests.helpers import encode, publish, reading_payload, reading_topic, scalar, wait_for
+from tests.helpers import encode, publish, reading_payload, reading_topic, rows, scalar, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -327,3 +327,13 @@ def test_every_role_sees_exactly_its_scope(client: TestClient, world: dict[str, 
         if response.status_code != status:
             problems.append(f"{role} POST {path}: {response.status_code}, expected {status}: {response.text[:200]}")
     assert problems == [], "\n".join(problems)
+
+
+def test_every_api_write_is_audited(client: TestClient, issue: Callable[..., str], db_dsn: str) -> None:
+    """Issue 5: every write through the API is in the audit log (actor, action, target, time)."""
+    producer = issue("producer", holder_id="coop-a", name="coop a")
+    before = scalar(db_dsn, "SELECT count(*) FROM audit_log")
+    sent = client.post("/v1/certificates", headers=bearer(producer), json=certificate("HGZ-AUD-1", "coop-a"))
+    assert sent.status_code == 202, sent.text
+    entries = [r for r in rows(db_dsn, "SELECT actor, action, target FROM audit_log ORDER BY id")[before:]]
+    assert any(actor.startswith("coop a (tok_") and "HGZ-AUD-1" in target for actor, _, target in entries), entries

@@ -56,7 +56,7 @@ def stored_digests(dsn: str) -> dict[str, str]:
 def reset(dsn: str) -> None:
     conn = connect(dsn)
     with conn.cursor() as cur:
-        cur.execute("TRUNCATE certificate_links, certificate_held, certificates")
+        cur.execute("TRUNCATE certificate_links, certificate_waits, certificate_held, certificates")
     conn.commit()
     conn.close()
 

@@ -234,3 +234,15 @@ def _reading_key(payload: bytes) -> bytes:
     except (ValueError, RecursionError, AttributeError):
         pass
     return payload
+
+
+def test_nul_and_control_characters_in_certificate_text(client: TestClient) -> None:
+    """PostgreSQL text cannot hold NUL: such a record must be refused here, not poison the chain consumer."""
+    for bad in ("leek\u0000", "leek\u0007", "\u0000"):
+        body = {"schema": "rt.certificate/1", "certificate_no": "HGZ-NUL-1", "kind": "origin",
+                "issued_at": "2026-11-27T17:40:00+08:00", "product": {"name": bad, "category": "vegetable"},
+                "quantity": {"value": 5, "unit": "kg"}, "holder": {"id": "h1", "name": bad, "role": "producer"},
+                "location": {"market_id": None, "stall_id": None}, "parents": []}
+        response = client.post("/v1/certificates", json=body)
+        assert_error_shape(response)
+        assert response.status_code == 422, (bad, response.text[:200])

@@ -331,3 +331,22 @@ def test_rules_catch_a_broken_file(raw: dict[str, Any], schema: dict[str, Any]) 
     doc["services"]["api"]["restart"] = "sometimes"
     doc["services"]["api"]["deploy"]["resources"]["limits"]["bogus"] = 1
     assert schema_problems(doc, schema)
+
+
+def test_healthcheck_probe_reads_established_connections(tmp_path: Path) -> None:
+    """deploy/healthcheck.py `connected`: remote ports of ESTABLISHED (01) rows only."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("healthcheck", ROOT / "deploy/healthcheck.py")
+    assert spec and spec.loader
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    table = tmp_path / "tcp"
+    table.write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue\n"
+        "   0: 0100007F:A1B2 0100007F:075B 01 00000000:00000000\n"  # established to 1883
+        "   1: 0100007F:A1B3 0100007F:2384 06 00000000:00000000\n"  # TIME_WAIT to 9092
+        "   2: 00000000:1F40 00000000:0000 0A 00000000:00000000\n"  # listening on 8000
+    )
+    assert probe.remote_ports((str(table),)) == {1883}
+    assert probe.main(["nonsense"]) == 2
