@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -35,11 +36,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        REGISTRY.register(collector)
+        multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        if not multiproc:
+            REGISTRY.register(collector)
         try:
             yield
         finally:
-            REGISTRY.unregister(collector)
+            if not multiproc:
+                REGISTRY.unregister(collector)
             producer.close()
             database.close()
 
@@ -47,6 +51,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.producer = producer
+    app.state.pipeline_collector = collector
     app.state.clock = clock or utc_now
     install_error_handlers(app)
     for name in ROUTERS:

@@ -1,17 +1,23 @@
-"""Pipeline figures computed on scrape: rows stored, dead letters by code, consumer lag.
+"""What ``GET /metrics`` serves.
 
-The bridge and consumers keep their own counters (each process can serve them
-with ``--metrics-port``); this collector gives the API's view from the
-database and Kafka, cached for a few seconds so scrapes stay cheap.
+* The bridge's and consumers' counters (messages in, produced, dead-lettered,
+  inserted): with ``PROMETHEUS_MULTIPROC_DIR`` set for every process (as
+  ``rapidtrace up`` and the compose file do, on a shared directory), the API
+  aggregates all processes' metrics; without it each process can serve its own
+  with ``--metrics-port``.
+* Figures computed on scrape from the database and Kafka: rows stored, dead
+  letters by code, consumer lag, cached for a few seconds so scrapes stay cheap.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
 
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -88,3 +94,13 @@ class PipelineCollector(Collector):
         except Exception as exc:
             log.debug("metrics: consumer lag unavailable: %s", exc)
             return []
+
+
+def metrics_registry(pipeline: Collector) -> CollectorRegistry:
+    """Every process's metrics where a multiprocess directory is shared, else this process's."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(pipeline)
+    return registry

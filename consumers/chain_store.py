@@ -156,11 +156,17 @@ class _Batch:
             queue.update({i.no: i for i in released})
 
     def released(self, numbers: list[str]) -> list[Item]:
+        """Held records that waited for any of ``numbers``, taken out of the held table."""
         out = []
         for _no, raw, topic in q.release_held(self.cur, numbers):
             self.result.released += 1
-            out.append(Item(parse_value(raw), {}, raw, topic))
-        return [dataclasses.replace(i, canonical=canonical_record(i.rec)) for i in out]
+            try:
+                rec = parse_value(raw)
+            except ValueError as exc:  # held under an older schema that no longer validates
+                self.result.dead.append(DeadLetter(topic, raw, Problem.INVALID.value, str(exc)))
+                continue
+            out.append(Item(rec, canonical_record(rec), raw, topic))
+        return out
 
     def accept(self, item: Item) -> bool:
         rec = item.rec

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 RECORDS = Counter("rt_consumer_records_total", "Records handled", ["consumer"])
 BATCHES = Counter("rt_consumer_batches_total", "Batches committed", ["consumer"])
 DEADLETTERED = Counter("rt_consumer_deadlettered_total", "Records a consumer could not take", ["consumer"])
-DB_DOWN = Gauge("rt_consumer_db_down", "1 while the consumer waits for the database", ["consumer"])
+DB_DOWN = Gauge("rt_consumer_db_down", "1 while the consumer waits for the database", ["consumer"],
+                multiprocess_mode="livemax")
 
 
 class Handler(Protocol):

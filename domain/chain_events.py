@@ -68,6 +68,7 @@ class RapidTest:
     c_line: float | None = None
     t_line: float | None = None
     inhibition_pct: float | None = None
+    device_result: str | None = None  # ``verdict`` is the server's when it has judged the strip
 
     @property
     def failed(self) -> bool:

@@ -31,7 +31,7 @@ MESSAGES_IN = Counter("rt_bridge_messages_in_total", "MQTT messages received by 
 PRODUCED = Counter("rt_bridge_produced_total", "Records acknowledged by Kafka", ["kind"])
 DEADLETTERED = Counter("rt_bridge_deadlettered_total", "Messages turned into dead letters", ["code"])
 KAFKA_RETRIES = Counter("rt_bridge_kafka_retries_total", "Kafka sends retried after an error")
-PENDING = Gauge("rt_bridge_pending", "Messages received but not yet acknowledged to MQTT")
+PENDING = Gauge("rt_bridge_pending", "Messages received but not yet acknowledged to MQTT", multiprocess_mode="livesum")
 
 
 @dataclass

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -131,9 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _forget_live_gauges_at_exit() -> None:
+    """In multiprocess metrics mode, a stopped process's live gauges must not linger."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        pid = os.getpid()
+        atexit.register(lambda: multiprocess.mark_process_dead(pid))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    _forget_live_gauges_at_exit()
     settings = load_settings()
     return int(args.func(args, settings))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,6 +109,11 @@ def start_mqtt(settings: Settings, logs: Path) -> tuple[ManagedProcess, str, str
 
 def child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
+    # every child writes its metrics here; the API's /metrics serves them all
+    metrics_dir = (settings.data_dir / "metrics").resolve()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     for name in ("database_url", "mqtt_url", "kafka_bootstrap", "mqtt_protocol"):
         env[f"RT_{name.upper()}"] = str(getattr(settings, name))
     return env

@@ -125,7 +125,7 @@ class MismatchingReader:
     rate: float = 0.2
     wrong_cutoff: float | None = 0.60
 
-    def apply(self, payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    def rewrite(self, payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
         out = {**payload, "assay": dict(payload.get("assay") or {})}
         if self.wrong_cutoff is not None and out["assay"].get("method", "colloidal_gold") == "colloidal_gold":
             out["assay"]["cutoff_ratio"] = self.wrong_cutoff
@@ -180,5 +180,69 @@ class FaultPlan:
             out["device_result"] = flip(out.get("device_result"))
         for reader in self.mismatching:
             if reader.device_id == device_id:
-                out = reader.apply(out, rng)
+                out = reader.rewrite(out, rng)
         return out
+
+
+# --- the fleet's fault hook (simulators.fleet.Fault): apply(station_id, device_id, strip_lot, payload, now) ---
+
+
+class LotFault:
+    """:class:`BadStripLot` as a fleet fault: strips of the lot turn invalid once it has gone bad."""
+
+    def __init__(self, lot: BadStripLot) -> None:
+        self.lot = lot
+        self.count = 0
+
+    def apply(
+        self, station_id: str, device_id: str, strip_lot: str, payload: dict[str, Any], now: datetime
+    ) -> dict[str, Any] | None:
+        if strip_lot != self.lot.strip_lot or (payload.get("signal") or {}).get("c_line") is None:
+            return payload
+        index, self.count = self.count, self.count + 1
+        if not self.lot.is_invalid(index, 0.0, now):
+            return payload
+        return set_verdict(payload, Verdict.INVALID, random.Random(f"{self.lot.seed}:{strip_lot}:{index}:lines"))
+
+
+class SilenceFault:
+    """:class:`SilentReader` as a fleet fault: the device's readings are suppressed while it is silent."""
+
+    def __init__(self, reader: SilentReader) -> None:
+        self.reader = reader
+
+    def apply(
+        self, station_id: str, device_id: str, strip_lot: str, payload: dict[str, Any], now: datetime
+    ) -> dict[str, Any] | None:
+        return None if self.reader.silent(device_id, now) else payload
+
+
+class MismatchFault:
+    """:class:`MismatchingReader` as a fleet fault, with its own seeded random source."""
+
+    def __init__(self, reader: MismatchingReader, seed: int = 0) -> None:
+        self.reader = reader
+        self.rng = random.Random(seed)
+
+    def apply(
+        self, station_id: str, device_id: str, strip_lot: str, payload: dict[str, Any], now: datetime
+    ) -> dict[str, Any] | None:
+        return self.reader.rewrite(payload, self.rng) if device_id == self.reader.device_id else payload
+
+
+def fleet_faults(
+    device_ids: Sequence[str], strip_lots: Sequence[str], start: datetime, silent_for: timedelta = timedelta(hours=3)
+) -> list[LotFault | SilenceFault | MismatchFault]:
+    """One of each scenario for ``Fleet.add_fault``.
+
+    The last of ``strip_lots`` (pass colloidal-gold lots) goes bad after 200 strips, the first device goes
+    silent 10 minutes after ``start``, the second reports a wrong cut-off and flips verdicts.
+    """
+    faults: list[LotFault | SilenceFault | MismatchFault] = []
+    if strip_lots:
+        faults.append(LotFault(BadStripLot(strip_lots[-1], starts_after=200)))
+    if device_ids:
+        faults.append(SilenceFault(SilentReader(device_ids[0], start + timedelta(minutes=10), silent_for)))
+    if len(device_ids) > 1:
+        faults.append(MismatchFault(MismatchingReader(device_ids[1])))
+    return faults

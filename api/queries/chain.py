@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from uuid import UUID
 
 from domain.chain import StoredLink, StoredNode, verify_nodes
 from domain.chain_events import RapidTest
@@ -192,24 +193,27 @@ def rapid_tests(conn: Connection, numbers: Sequence[str], lot_codes: Sequence[st
     """Readings that sampled these lots (by certificate number, or by lot code when they name no certificate)."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT reading_id::text, measured_at, certificate_no, lot_code, analyte, method, device_result,
-                      market_id, station_id, device_id, c_line, t_line, inhibition_pct
-               FROM readings
-               WHERE (certificate_no = ANY(%(nos)s)
-                      OR (certificate_no IS NULL AND lot_code = ANY(%(lots)s)))
-                 AND (%(markets)s::text[] IS NULL OR market_id = ANY(%(markets)s::text[]))
-               ORDER BY measured_at, reading_id LIMIT %(limit)s""",
+            """SELECT r.reading_id::text, r.measured_at, r.certificate_no, r.lot_code, r.analyte, r.method,
+                      COALESCE(v.server_result, r.device_result), r.market_id, r.station_id, r.device_id,
+                      r.c_line, r.t_line, r.inhibition_pct, r.device_result
+               FROM readings r
+               LEFT JOIN verdicts v ON v.reading_id = r.reading_id AND v.measured_at = r.measured_at
+               WHERE (r.certificate_no = ANY(%(nos)s)
+                      OR (r.certificate_no IS NULL AND r.lot_code = ANY(%(lots)s)))
+                 AND (%(markets)s::text[] IS NULL OR r.market_id = ANY(%(markets)s::text[]))
+               ORDER BY r.measured_at, r.reading_id LIMIT %(limit)s""",
             {"nos": list(numbers), "lots": list(lot_codes), "limit": limit,
              "markets": list(markets) if markets is not None else None},
         )
         rows = cur.fetchall()
     by_lot = _lots_to_numbers(conn, [r[3] for r in rows if r[2] is None and r[3]], numbers)
     out = []
-    for rid, at, no, lot, analyte, method, result, market, station, device, c, t, inh in rows:
+    for rid, at, no, lot, analyte, method, result, market, station, device, c, t, inh, device_result in rows:
         number = no or by_lot.get(lot)
         if number is None:
             continue
-        out.append(RapidTest(rid, at, number, analyte, method, result, market, station, device, c, t, inh))
+        out.append(RapidTest(rid, at, number, analyte, method, result, market, station, device, c, t, inh,
+                             device_result))
     return out
 
 
@@ -225,32 +229,41 @@ def _lots_to_numbers(conn: Connection, lot_codes: list[str], numbers: Sequence[s
         return dict(cur.fetchall())
 
 
-def reading_sample(conn: Connection, reading_id: str) -> dict[str, Any] | None:
+def reading_sample(conn: Connection, reading_id: UUID) -> dict[str, Any] | None:
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT reading_id::text, measured_at, market_id, station_id, certificate_no, lot_code, commodity,
-                      analyte, device_result
-               FROM readings WHERE reading_id::text = %s ORDER BY measured_at DESC LIMIT 1""",
+            """SELECT r.reading_id::text, r.measured_at, r.market_id, r.station_id, r.certificate_no, r.lot_code,
+                      r.commodity, r.analyte, r.device_result, v.server_result
+               FROM readings r
+               LEFT JOIN verdicts v ON v.reading_id = r.reading_id AND v.measured_at = r.measured_at
+               WHERE r.reading_id = %s ORDER BY r.measured_at DESC LIMIT 1""",
             (reading_id,),
         )
         row = cur.fetchone()
     if row is None:
         return None
     keys = ("reading_id", "measured_at", "market_id", "station_id", "certificate_no", "lot_code", "commodity",
-            "analyte", "device_result")
+            "analyte", "device_result", "server_result")
     return dict(zip(keys, row, strict=True))
 
 
-def failure_reading_id(conn: Connection, failure_id: str) -> str | None:
-    """The reading behind a failure (None when there is no such failure or no failures table)."""
+def failure_sample(conn: Connection, failure_id: UUID) -> dict[str, Any] | None:
+    """The sample behind a failure: its reading when it has one, else what the failure itself names."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('failures') IS NOT NULL")
+        cur.execute(
+            """SELECT reading_id::text, measured_at, market_id, station_id, certificate_no, lot_code, commodity,
+                      analyte FROM failures WHERE failure_id = %s""",
+            (failure_id,),
+        )
         row = cur.fetchone()
-        if not row or not row[0]:
-            return None
-        cur.execute("SELECT reading_id::text FROM failures WHERE id::text = %s LIMIT 1", (failure_id,))
-        found = cur.fetchone()
-    return found[0] if found and found[0] else None
+    if row is None:
+        return None
+    reading = reading_sample(conn, UUID(row[0])) if row[0] else None
+    if reading is not None:
+        return reading
+    keys = ("reading_id", "measured_at", "market_id", "station_id", "certificate_no", "lot_code", "commodity",
+            "analyte")
+    return dict(zip(keys, row, strict=True))
 
 
 def start_certificates(conn: Connection, certificate_no: str | None, lot_code: str | None,

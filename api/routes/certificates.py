@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from kafka.errors import KafkaError
@@ -246,9 +247,7 @@ def _recall(db: Db, sample: dict[str, Any], principal: Principal, max_depth: int
 
 
 @router.get("/v1/readings/{reading_id}/recall-scope")
-def reading_recall_scope(
-    reading_id: Annotated[str, Path(max_length=64)], db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH,
-) -> dict[str, Any]:
+def reading_recall_scope(reading_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """From a sample's certificate (or lot code): up to the origin lots, then every lot, holder and stall
     downstream of them, with the rapid tests already run on each."""
     sample = q.reading_sample(db, reading_id)
@@ -258,12 +257,9 @@ def reading_recall_scope(
 
 
 @router.get("/v1/failures/{failure_id}/recall-scope")
-def failure_recall_scope(
-    failure_id: Annotated[str, Path(max_length=64)], db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH,
-) -> dict[str, Any]:
+def failure_recall_scope(failure_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """The recall scope of a failure's sample (see the reading's recall scope)."""
-    reading_id = q.failure_reading_id(db, failure_id)
-    sample = q.reading_sample(db, reading_id) if reading_id else None
+    sample = q.failure_sample(db, failure_id)
     if sample is None:
-        raise ApiError(404, "not_found", f"no failure {failure_id} with a reading")
-    return {"failure_id": failure_id, **_recall(db, sample, principal, max_depth)}
+        raise ApiError(404, "not_found", f"no failure {failure_id}")
+    return {"failure_id": str(failure_id), **_recall(db, sample, principal, max_depth)}

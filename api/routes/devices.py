@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import CurrentPrincipal, Db, SettingsDep
+from api.deps import Db, Principal, SettingsDep, require_role
 from api.pagination import Page, decode_cursor, encode_cursor
 from api.queries.devices import DeviceFilter, list_devices
 from schemas.common import Identifier
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
+#: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
+Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
 
 
 @router.get("", response_model=Page[dict[str, Any]])
 def devices(
     db: Db,
-    principal: CurrentPrincipal,
+    principal: Staff,
     settings: SettingsDep,
     market_id: Identifier | None = None,
     station_id: Identifier | None = None,

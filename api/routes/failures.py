@@ -19,6 +19,8 @@ from domain import workflow
 from schemas.common import AwareDatetime, Identifier
 
 router = APIRouter(prefix="/v1/failures", tags=["failures"])
+#: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
+Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
 
 Kinds = Annotated[list[workflow.Kind] | None, Query(description="failure kinds (repeatable)")]
 States = Annotated[list[workflow.State] | None, Query(description="workflow states (repeatable)")]
@@ -37,7 +39,7 @@ def _parse_after(cursor: str | None) -> tuple[datetime, str] | None:
 @router.get("", response_model=Page[dict[str, Any]])
 def failures(
     db: Db,
-    principal: CurrentPrincipal,
+    principal: Staff,
     settings: SettingsDep,
     clock: ClockDep,
     market_id: Identifier | None = None,
@@ -88,7 +90,7 @@ def failures(
 @router.get("/stream", response_class=StreamingResponse)
 async def failure_stream(
     request: Request,
-    principal: CurrentPrincipal,
+    principal: Staff,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
     max_events: Annotated[int | None, Query(ge=1, le=100_000, description="close after this many events")] = None,
@@ -134,7 +136,7 @@ def _detail(db: Db, found: dict[str, Any], principal: Principal, now: datetime) 
 
 
 @router.get("/{failure_id}")
-def failure(failure_id: UUID, db: Db, principal: CurrentPrincipal, clock: ClockDep) -> dict[str, Any]:
+def failure(failure_id: UUID, db: Db, principal: Staff, clock: ClockDep) -> dict[str, Any]:
     """One failure with its reading, both verdicts, the thresholds used, its history and certificate number."""
     return _detail(db, _found(db, failure_id, principal), principal, clock())
 

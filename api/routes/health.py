@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import Database, SettingsDep
+from api.metrics import metrics_registry
 from schemas.settings import Settings
 
 router = APIRouter(tags=["health"])
@@ -57,6 +58,7 @@ def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics() -> Response:
-    """Prometheus metrics: API requests, stored readings, dead letters by code, consumer lag."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: bridge and consumer counters, stored readings, dead letters by code, consumer lag."""
+    return Response(generate_latest(metrics_registry(request.app.state.pipeline_collector)),
+                    media_type=CONTENT_TYPE_LATEST)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import ClockDep, CurrentPrincipal, Db
+from api.deps import ClockDep, Db, Principal, require_role
 from api.errors import ApiError
 from api.pagination import Page, decode_cursor, encode_cursor
 from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
@@ -16,6 +16,8 @@ from api.routes.thresholds import router as thresholds_router
 from schemas.common import AwareDatetime, Identifier
 
 router = APIRouter(tags=["stats"])
+#: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
+Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
 # The threshold registry's routes ride on this router until app.ROUTERS lists "thresholds".
 router.include_router(thresholds_router)
 
@@ -57,7 +59,7 @@ def _after(cursor: str | None) -> tuple[datetime, str] | None:
 @router.get("/v1/stats/pass-rate", response_model=Page[dict[str, Any]])
 def pass_rate(
     db: Db,
-    principal: CurrentPrincipal,
+    principal: Staff,
     clock: ClockDep,
     group_by: GroupBy = GroupBy.MARKET,
     bucket: Bucket = Bucket.DAY,

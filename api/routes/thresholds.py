@@ -19,6 +19,8 @@ from domain.judging import RegistryEntry, Scope, ThresholdError, resolve
 from schemas.common import AwareDatetime, Identifier
 
 router = APIRouter(tags=["thresholds"])
+#: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
+Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
 
 _COLUMNS = "id, scope, analyte, strip_lot, valid_from, params, created_at, created_by, note"
 
@@ -56,7 +58,7 @@ def _row(r: tuple[Any, ...]) -> dict[str, Any]:
 @router.get("/v1/thresholds", response_model=Page[dict[str, Any]])
 def thresholds(
     db: Db,
-    _: CurrentPrincipal,
+    _: Staff,
     settings: SettingsDep,
     scope: Scope | None = None,
     analyte: Identifier | None = None,
@@ -139,7 +141,7 @@ def _dumps(value: dict[str, Any]) -> str:
 @router.get("/v1/thresholds/resolve")
 def resolved_thresholds(
     db: Db,
-    _: CurrentPrincipal,
+    _: Staff,
     clock: ClockDep,
     analyte: Identifier,
     strip_lot: Identifier,

@@ -217,6 +217,23 @@ def test_recall_scope_on_a_hand_made_chain(db_dsn: str, api_client: Any) -> None
     assert by_lot["start"] == ["T3"] and by_lot["origins"] == ["O1", "O2"]
     assert api_client.get(f"/v1/readings/{uuid.uuid4()}/recall-scope").status_code == 404
 
+    failure_id = str(uuid.uuid4())
+    conn = connect(db_dsn)
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO failures (failure_id, dedup_key, kind, workflow, raised_at, summary, reading_id,
+                   measured_at, market_id, certificate_no, lot_code, state, state_since)
+               VALUES (%s, %s, 'positive', 'screen', now(), 'positive strip', %s, %s, 'm1', 'T1', 'W1-1',
+                       'screen_positive', now())""",
+            (failure_id, f"k-{failure_id}", failed, datetime(2026, 11, 2, tzinfo=UTC)),
+        )
+    conn.commit()
+    conn.close()
+    from_failure = api_client.get(f"/v1/failures/{failure_id}/recall-scope").json()
+    assert from_failure["failure_id"] == failure_id
+    assert from_failure["origins"] == ["O1", "O2"] and from_failure["stalls"] == scope["stalls"]
+    assert api_client.get(f"/v1/failures/{uuid.uuid4()}/recall-scope").status_code == 404
+
 
 def test_exports_from_the_api(db_dsn: str, api_client: Any) -> None:
     store(db_dsn, sample_chain())

@@ -139,3 +139,29 @@ def test_fault_plan_produces_every_kind() -> None:
             seen.add("cutoff_mismatch")
     assert silent > 0
     assert {v.value for v in Verdict} | {"verdict_mismatch", "cutoff_mismatch"} <= seen
+
+
+def test_fleet_faults_plug_into_the_fleet() -> None:
+    from simulators.faults import fleet_faults
+    from simulators.fleet import Fleet, FleetConfig
+
+    fleet = Fleet(FleetConfig(seed=4, markets=1, stations_per_market=1, readers_per_station=3))
+    start = _at(28, 8)
+    devices = [d.device_id for d in fleet.devices]
+    lots = [lot.lot for lot in fleet.strip_lots if lot.method == "colloidal_gold"]
+    for fault in fleet_faults(devices, lots, start):
+        fleet.add_fault(fault)
+    out = [p for _, p in fleet.readings(6000, start, timedelta(seconds=3))]
+    silent_from, silent_to = start + timedelta(minutes=10), start + timedelta(minutes=190)
+    quiet = [
+        p
+        for p in out
+        if p["device_id"] == devices[0] and silent_from <= datetime.fromisoformat(p["measured_at"]) < silent_to
+    ]
+    assert quiet == []
+    assert any(p["assay"].get("cutoff_ratio") == 0.60 for p in out if p["device_id"] == devices[1])
+    bad = [p for p in out if p["assay"]["strip_lot"] == lots[-1]]
+    if len(bad) > 260:
+        late = bad[230:]
+        invalid = [p for p in late if p["device_result"] == "invalid"]
+        assert len(invalid) / len(late) > 0.15
