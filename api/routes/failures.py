@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ClockDep, CurrentPrincipal, Database, Db, Principal, SettingsDep, require_role
+from api.deps import ClockDep, Database, Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
 from api.events import FeedOptions, parse_last_event_id, stream
 from api.pagination import Page, decode_cursor, encode_cursor

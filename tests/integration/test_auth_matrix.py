@@ -291,10 +291,10 @@ def test_every_role_sees_exactly_its_scope(client: TestClient, world: dict[str, 
     # single resources: status per role (a role refused outright may get 403: that leaks no id)
     hidden = (403, 404)
     items: dict[str, dict[str, int | tuple[int, ...]]] = {
-        f"/v1/readings/{world['reading_m1']}": {"regulator": 200, "operator": 200, "producer": 404},
-        f"/v1/readings/{world['reading_m2']}": {"regulator": 200, "operator": 404, "producer": 404},
-        f"/v1/failures/{world['failure_m1']}": {"regulator": 200, "operator": 200, "producer": 404},
-        f"/v1/failures/{world['failure_m2']}": {"regulator": 200, "operator": 404, "producer": 404},
+        f"/v1/readings/{world['reading_m1']}": {"regulator": 200, "operator": 200, "producer": hidden},
+        f"/v1/readings/{world['reading_m2']}": {"regulator": 200, "operator": 404, "producer": hidden},
+        f"/v1/failures/{world['failure_m1']}": {"regulator": 200, "operator": 200, "producer": hidden},
+        f"/v1/failures/{world['failure_m2']}": {"regulator": 200, "operator": 404, "producer": hidden},
         f"/v1/failures/{world['failure_m2']}/recall-scope": {"operator": 404, "producer": hidden},
         "/v1/certificates/HGZ-A-1": {"regulator": 200, "producer": 200},
         "/v1/certificates/HGZ-B-1": {"regulator": 200, "producer": 404},
