@@ -27,22 +27,35 @@ import json
 import os
 import random
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 from kafka.consumer.fetcher import ConsumerRecord
 
 from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 from consumers.failure_store import insert_snapshots, snapshot_digest
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
+from runtime.embedded import EmbeddedKafka
+from runtime.kafka_topics import ensure_topics
+from runtime.mosquitto import Mosquitto
+from runtime.ports import free_port
 from schemas.envelope import reading_headers
 from schemas.settings import Settings
 from simulators.faults import FaultPlan
+from simulators.fleet import Fleet, FleetConfig
+from simulators.publisher import Publisher, encode, publish_fleet
 from storage.db import connect, create_database, drop_database
 from storage.migrate import migrate
 
@@ -277,6 +290,189 @@ def bench_flagger(admin_dsn: str, n: int) -> dict[str, Any]:
     return out
 
 
+# --- MQTT → SSE latency under fleet load -------------------------------------------------------------
+
+
+@dataclass
+class SseStack:
+    settings: Settings
+    dbname: str
+    api_port: int
+    mosquitto: Mosquitto
+    kafka: EmbeddedKafka
+    children: list[subprocess.Popen[bytes]]
+    work: Path
+
+
+def _start_sse_stack(admin_dsn: str, work: Path) -> SseStack:
+    mosquitto = Mosquitto(free_port(), work / "mosquitto")
+    mosquitto.start()
+    kafka = EmbeddedKafka(free_port(), work / "kafka").start()
+    dbname = f"rt_bench_sse_{uuid.uuid4().hex[:8]}"
+    dsn = create_database(admin_dsn, dbname)
+    settings = Settings(
+        database_url=dsn,
+        mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
+        mqtt_protocol="5",
+        kafka_bootstrap=kafka.bootstrap,
+        mqtt_client_id=f"bench-bridge-{dbname}",
+    )
+    migrate(dsn, settings)
+    ensure_topics(
+        kafka.bootstrap,
+        [settings.topic_readings, settings.topic_deadletter, settings.topic_alerts, settings.topic_certificates],
+        partitions=settings.topic_partitions,
+        replication=1,
+    )
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "RT_DATABASE_URL": dsn,
+        "RT_MQTT_URL": settings.mqtt_url or "",
+        "RT_MQTT_PROTOCOL": "5",
+        "RT_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "RT_KAFKA_MAX_POLL_INTERVAL_MS": "5000",
+        "RT_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "RT_MQTT_CLIENT_ID": settings.mqtt_client_id,
+        "RT_API_AUTH": "false",
+        "RT_API_PORT": str(api_port),
+    }
+    children = [
+        _spawn(args, env, work / f"{args[0]}.log")
+        for args in (["ingest"], ["consume", "store", "deadletters", "flagger"], ["api"])
+    ]
+    return SseStack(settings, dbname, api_port, mosquitto, kafka, children, work)
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "runtime.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def _stop_sse_stack(stack: SseStack, admin_dsn: str) -> None:
+    for proc in stack.children:
+        proc.terminate()
+    for proc in stack.children:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    stack.kafka.stop()
+    stack.mosquitto.stop()
+    drop_database(admin_dsn, stack.dbname)
+
+
+class SseListener:
+    """Reads the live feed and notes when each positive's ``failure_raised`` arrived."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.arrived: dict[str, float] = {}
+        self.connected = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client, client.stream("GET", self.url) as answer:
+            self.connected.set()
+            event = ""
+            for line in answer.iter_lines():
+                if self.stop.is_set():
+                    return
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "failure_raised":
+                    data = json.loads(line[6:])
+                    if data.get("kind") == "positive" and data.get("reading_id"):
+                        self.arrived.setdefault(data["reading_id"], time.time())
+
+
+def _wait_for_flagger(stack: SseStack, timeout: float = 120.0) -> None:
+    """Publish a positive probe every 2 s until the flagger has judged one (groups formed)."""
+    assert stack.settings.mqtt_url and stack.settings.database_url
+    fleet = Fleet(FleetConfig(markets=1, positive_rate=1.0, suspicious_rate=0.0, invalid_rate=0.0, seed=7))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        topic, payload = next(fleet.readings(1, datetime.now(UTC)))
+        with Publisher(stack.settings.mqtt_url, "5", record_times=False) as pub:
+            pub.publish(topic, encode(payload))
+        for _ in range(4):
+            conn = connect(stack.settings.database_url)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT count(*) FROM verdicts")
+                    if (cur.fetchone() or (0,))[0]:
+                        return
+            finally:
+                conn.close()
+            time.sleep(0.5)
+    raise RuntimeError(f"the flagger judged nothing within {timeout}s; logs in {stack.work}")
+
+
+def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="rt-bench-sse-") as tmp:
+        stack = _start_sse_stack(admin_dsn, Path(tmp))
+        try:
+            _wait_for_flagger(stack)
+            listener = SseListener(f"http://127.0.0.1:{stack.api_port}/v1/failures/stream")
+            listener.thread.start()
+            if not listener.connected.wait(30):
+                raise RuntimeError("the SSE stream did not open")
+            fleet = Fleet(
+                FleetConfig(
+                    markets=10, stations_per_market=3, readers_per_station=3, positive_rate=positive_rate, seed=3
+                )
+            )
+            assert stack.settings.mqtt_url
+            publisher = Publisher(stack.settings.mqtt_url, "5", max_outstanding=2000)
+            report = publish_fleet(publisher.connect(), fleet, rate=rate, duration_s=duration)
+            sent_at = dict(publisher.sent_at)
+            positives = _positives(stack.settings.database_url or "", list(sent_at))
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not set(positives) <= set(listener.arrived):
+                time.sleep(0.2)
+            listener.stop.set()
+            latencies = sorted((listener.arrived[r] - sent_at[r]) * 1000 for r in positives if r in listener.arrived)
+        finally:
+            _stop_sse_stack(stack, admin_dsn)
+    n = len(latencies)
+    pick = (lambda q: round(latencies[min(n - 1, int(q * n))], 1)) if n else (lambda q: None)
+    return {
+        "published": report.readings,
+        "rate": round(report.readings / duration),
+        "positives": len(positives),
+        "received": n,
+        "p50_ms": pick(0.50),
+        "p95_ms": pick(0.95),
+        "p99_ms": pick(0.99),
+        "max_ms": round(latencies[-1], 1) if n else None,
+    }
+
+
+def _positives(dsn: str, reading_ids: list[str]) -> list[str]:
+    """The published readings the server judged positive (waits for the flagger to catch up)."""
+    deadline = time.monotonic() + 60
+    conn = connect(dsn)
+    try:
+        while True:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM verdicts WHERE reading_id::text = ANY(%s)", (reading_ids,))
+                judged = (cur.fetchone() or (0,))[0]
+                if judged >= len(reading_ids) or time.monotonic() > deadline:
+                    cur.execute(
+                        "SELECT reading_id::text FROM verdicts WHERE server_result = 'positive' "
+                        "AND reading_id::text = ANY(%s)",
+                        (reading_ids,),
+                    )
+                    return [r[0] for r in cur.fetchall()]
+            conn.rollback()
+            time.sleep(0.5)
+    finally:
+        conn.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--admin-dsn", default=os.environ.get("RT_BENCH_ADMIN_DSN", DEFAULT_ADMIN))
@@ -286,6 +482,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flagger-records", type=int, default=40_000)
     parser.add_argument("--skip-query", action="store_true")
     parser.add_argument("--skip-flagger", action="store_true")
+    parser.add_argument("--sse", action="store_true", help="also measure MQTT → SSE latency under fleet load")
+    parser.add_argument("--sse-rate", type=float, default=1000.0, help="fleet readings/s during the SSE phase")
+    parser.add_argument("--sse-duration", type=float, default=30.0)
+    parser.add_argument(
+        "--sse-positive-rate",
+        type=float,
+        default=0.01,
+        help="fleet positive share during the SSE phase (more samples than the 0.3%% default)",
+    )
     args = parser.parse_args(argv)
     if not args.skip_flagger:
         result = bench_flagger(args.admin_dsn, args.flagger_records)
@@ -294,6 +499,14 @@ def main(argv: list[str] | None = None) -> None:
             f"(batch {result['batch']}, {result['records']:,} records, failures {result['failures']}); "
             f"redelivered batches {result['redelivery_per_s']:,}/s; "
             f"reading store on the same records {result['store_per_s']:,}/s",
+            flush=True,
+        )
+    if args.sse:
+        sse = bench_sse(args.admin_dsn, args.sse_rate, args.sse_duration, args.sse_positive_rate)
+        print(
+            f"MQTT → SSE for positives while the fleet published {sse['rate']:,} readings/s "
+            f"({sse['published']:,} readings, {sse['positives']} positives, {sse['received']} on the stream): "
+            f"p50 {sse['p50_ms']} ms, p95 {sse['p95_ms']} ms, p99 {sse['p99_ms']} ms, max {sse['max_ms']} ms",
             flush=True,
         )
     if not args.skip_query:

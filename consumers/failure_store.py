@@ -421,7 +421,7 @@ def pending_alerts(conn: Connection, limit: int = 5000) -> list[tuple[uuid.UUID,
     with conn.cursor() as cur:
         cur.execute(
             "SELECT failure_id, market_id, payload FROM alert_outbox WHERE sent_at IS NULL "
-            "ORDER BY created_at, failure_id LIMIT %s",
+            "ORDER BY created_at, failure_id LIMIT %s FOR UPDATE SKIP LOCKED",
             (limit,),
         )
         return [(r[0], r[1], r[2]) for r in cur.fetchall()]

@@ -315,6 +315,11 @@ class Flagger:
         raised += self.sweep(conn, now)
         return self.raise_failures(conn, raised)
 
+    def tick(self, conn: Connection) -> list[UUID]:
+        """Idle-time work (overdue steps, silent readers) when no record arrives; the runner may call this
+        on an empty poll, inside a transaction it commits, followed by :meth:`after_commit`."""
+        return self.raise_failures(conn, self.sweep(conn, self.clock()))
+
     def raise_failures(self, conn: Connection, failures: list[store.NewFailure]) -> list[UUID]:
         """Insert failures, their opening events and alerts; returns the new failure ids."""
         new = store.insert_failures(conn, failures, self.rules.deadlines)
@@ -436,9 +441,10 @@ class Flagger:
         with self._lock:
             conn = self._outbox()
             try:
+                # Row locks (SKIP LOCKED) are held until marked sent: two flaggers never publish the same alert.
                 pending = store.pending_alerts(conn)
-                conn.commit()
                 if not pending:
+                    conn.commit()
                     return
                 producer = self._get_producer()
                 futures = [
@@ -478,3 +484,10 @@ class Flagger:
         if self._producer is None:
             self._producer = make_producer(self.settings, client_id="rapidtrace-flagger")
         return self._producer
+
+    def close(self) -> None:
+        """Release the outbox connection and the alert producer (the runner may call this on stop)."""
+        self._drop_outbox()
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None

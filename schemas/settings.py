@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     mqtt_receive_maximum: int = 10000
     mqtt_topic_filter: str = "rt/v1/markets/+/stations/+/devices/+/readings"
     mqtt_certificate_filter: str = "rt/v1/markets/+/entry/+/certificates"
+    # The device registry writes Mosquitto's password and ACL files here, then SIGHUPs the
+    # Mosquitto whose pid file is given, so a revoked reader is refused without a restart.
+    mqtt_password_file: Path | None = None
+    mqtt_acl_file: Path | None = None
+    mqtt_reload_pid_file: Path | None = None
 
     # --- Kafka ---
     topic_readings: str = "rt.readings.v1"

@@ -300,7 +300,7 @@ def test_every_role_sees_exactly_its_scope(client: TestClient, world: dict[str, 
         "/v1/certificates/HGZ-B-1": {"regulator": 200, "producer": 404},
         # issue 5: a producer "reads its own chains"
         "/v1/certificates/HGZ-A-1/trace": {"regulator": 200, "producer": 200},
-        "/v1/certificates/HGZ-B-1/trace": {"regulator": 200, "producer": 404},
+        "/v1/certificates/HGZ-B-1/trace": {"regulator": 200, "producer": hidden},
         "/v1/deadletters": {"regulator": 200, "operator": 403, "producer": 403},
         "/v1/admin/audit": {"regulator": 200, "operator": 403, "producer": 403},
     }

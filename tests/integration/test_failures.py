@@ -381,3 +381,19 @@ def test_bad_strip_lot_and_silent_reader_are_flagged(
         conn.close()
     assert len(silent) == 7  # every reader of the test went quiet at T0
     assert client(OPERATOR).get("/v1/failures", params={"kind": "silent_device"}).json()["items"][0]["state"] == "open"
+
+
+def test_alerts_left_by_a_crash_are_published_once(settings: Settings, clock: Clock) -> None:
+    dsn = settings.database_url or ""
+    crashed = Flagger(settings, clock=clock)
+    run_batch(crashed, dsn, [record(payload(1000.0, 100.0, "positive")), record(payload(50.0, 0.0), offset=1)])
+    # the process dies here: committed, never published
+    restarted = Flagger(settings, clock=clock)
+    new = run_batch(restarted, dsn, [record(payload(1000.0, 870.0, "suspicious"), offset=2)])
+    restarted.after_commit(new)
+    restarted.after_commit([])  # nothing pending any more
+    restarted.close()
+    alerts = read_topic(settings, settings.topic_alerts, want=3)
+    assert sorted(a["kind"] for a in alerts) == ["invalid", "positive", "suspicious"]
+    assert len({a["failure_id"] for a in alerts}) == 3
+    assert scalar(dsn, "SELECT count(*) FROM alert_outbox WHERE sent_at IS NULL") == 0
