@@ -114,7 +114,12 @@ class Bridge:
         with self._lock:
             self._inflight += 1
         PENDING.set(self._inflight)
-        self._queue.put(item)  # the sender thread talks to Kafka; this network thread never blocks on it
+        if self.last_kafka_error is None and self._queue.empty():
+            # Fast path: hand the record to the producer's buffer at once (it does not block while
+            # metadata is known; the broker's receive-maximum bounds what can pile up there).
+            self._send(item)
+        else:
+            self._queue.put(item)  # Kafka is failing: the sender thread retries with backoff, in order
 
     def _send(self, item: _Outgoing) -> None:
         try:

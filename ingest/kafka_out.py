@@ -5,11 +5,37 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
+from typing import Any
 
 from kafka import KafkaProducer
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from schemas.common import rfc3339, utc_now
 from schemas.settings import Settings
+
+
+class KeyHashCache(DefaultPartitioner):
+    """kafka-python's default (Java-compatible murmur2) partitioning, with each key's hash computed once.
+
+    murmur2 is pure Python there; a fleet has a few thousand station ids, so the cache stays small.
+    """
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._hashes: dict[bytes, int] = {}
+        self._max_keys = max_keys
+
+    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,
+                  serialized_value: bytes | None, cluster: Any) -> int:
+        partitions = cluster.partitions_for_topic(topic)
+        if serialized_key is None or not partitions:
+            return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
+        h = self._hashes.get(serialized_key)
+        if h is None:
+            h = murmur2(serialized_key) & 0x7FFFFFFF
+            if len(self._hashes) < self._max_keys:
+                self._hashes[serialized_key] = h
+        ordered = sorted(partitions)
+        return int(ordered[h % len(ordered)])
 
 
 def make_producer(settings: Settings, *, client_id: str = "rapidtrace") -> KafkaProducer:
@@ -31,6 +57,7 @@ def make_producer(settings: Settings, *, client_id: str = "rapidtrace") -> Kafka
         # Redelivery is made harmless downstream (idempotent writes keyed by record ids); producer
         # idempotence would also wedge on a broker that lost its state (OutOfOrderSequenceNumber).
         enable_idempotence=False,
+        partitioner=KeyHashCache(),
     )
 
 
