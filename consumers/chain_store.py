@@ -18,7 +18,6 @@ and before the runner commits the Kafka offsets.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -82,14 +81,11 @@ class BatchResult:
 def parse_value(raw: bytes) -> CertificateRecord:
     """A Kafka value as a certificate record (raises ValueError with a readable reason)."""
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError("a certificate record is a JSON object")
-    try:
-        return CertificateRecord.model_validate(data)
+        return CertificateRecord.model_validate_json(raw)
     except ValidationError as exc:
+        errors = exc.errors()
+        if errors and errors[0]["type"] == "json_invalid":
+            raise ValueError(f"not JSON: {errors[0]['msg']}") from None
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
         raise ValueError(problems) from None
 
@@ -139,15 +135,20 @@ class _Batch:
         accepted: list[str] = []
         while True:
             self.load(n for i in queue.values() for n in i.rec.waits_for())
+            pending = sorted(queue.values(), key=lambda i: (i.rec.issued_at, i.no))
             progress = True
             while progress:
                 progress = False
-                for item in sorted(queue.values(), key=lambda i: (i.rec.issued_at, i.no)):
+                waiting = []
+                for item in pending:
                     if all(n in self.known for n in item.rec.waits_for()):
                         del queue[item.no]
                         progress = True
                         if self.accept(item):
                             accepted.append(item.no)
+                    else:
+                        waiting.append(item)
+                pending = waiting
             fresh = [n for n in accepted if n not in released_for]
             released_for.update(fresh)
             released = self.released(fresh)

@@ -120,16 +120,19 @@ class Trace:
 
 def trace(conn: Connection, number: str, direction: Direction, max_depth: int, limit: int) -> Trace:
     found: dict[str, int] = {}
+    side: dict[str, str] = {}
     ways: tuple[Literal["up", "down"], ...] = ("up", "down")
     for way in ways:
         if direction in (way, "both"):
             for no, hops in walk(conn, [number], way, max_depth, limit + 1).items():
                 found[no] = min(hops, found.get(no, hops))
+                side[no] = "self" if no == number else way
     truncated = len(found) > limit
     keep = sorted(found, key=lambda n: (found[n], n))[:limit]
     found_nodes = nodes(conn, keep)
     for no, node in found_nodes.items():
         node["hops"] = found[no]
+        node["side"] = side[no]
     return Trace(found_nodes, edges(conn, keep), truncated)
 
 

@@ -57,7 +57,7 @@ class StatsQuery:
 def _bucket_sql(bucket: Bucket, column: str) -> str:
     if bucket is Bucket.HOUR:
         return f"date_bin(INTERVAL '1 hour', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
-    return f"(date_trunc('{bucket.value}', {column} AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s)"
+    return f"date_trunc('{bucket.value}', {column}, %(tz)s)"
 
 
 def _scope(q: StatsQuery, params: dict[str, Any]) -> str:
@@ -116,6 +116,7 @@ def pass_rate_rows(
         LIMIT %(limit)s
     """
     with conn.cursor() as cur:
+        cur.execute("SET LOCAL work_mem = '32MB'")  # the closure figures sort every failure of the range
         cur.execute(query, params)
         names = [d[0] for d in cur.description or ()]
         return [shape(dict(zip(names, r, strict=True))) for r in cur.fetchall()]

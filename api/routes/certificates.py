@@ -66,7 +66,8 @@ def _graph(nodes: dict[str, dict[str, Any]], edges: list[dict[str, Any]]) -> dic
 
 def _node(n: dict[str, Any]) -> dict[str, Any]:
     return {
-        "certificate_no": n["certificate_no"], "kind": n["kind"], "hops": n.get("hops"), "depth": n["depth"],
+        "certificate_no": n["certificate_no"], "kind": n["kind"], "hops": n.get("hops"), "side": n.get("side"),
+        "depth": n["depth"],
         "issued_at": n["issued_at"], "lot_code": n["lot_code"],
         "product": {"name": n["product_name"], "category": n["product_category"]},
         "quantity": {"value": n["quantity_value"], "unit": n["quantity_unit"]},

@@ -22,8 +22,6 @@ CREATE TABLE certificates (
     stored_at         timestamptz      NOT NULL DEFAULT now()
 );
 CREATE INDEX certificates_lot_code ON certificates (lot_code) WHERE lot_code IS NOT NULL;
-CREATE INDEX certificates_holder ON certificates (holder_id, issued_at DESC);
-CREATE INDEX certificates_market ON certificates (market_id, stall_id) WHERE market_id IS NOT NULL;
 
 -- Parent links with the quantity each child took, and the parent's digest when it was linked.
 CREATE TABLE certificate_links (

@@ -30,7 +30,7 @@ def encode(rec: dict[str, Any]) -> bytes:
     return json.dumps(rec, ensure_ascii=False).encode()
 
 
-def store(dsn: str, records: list[dict[str, Any]] | list[bytes]) -> BatchResult:
+def store(dsn: str, records: list[Any]) -> BatchResult:
     conn = connect(dsn)
     try:
         values = [(r if isinstance(r, bytes) else encode(r), TOPIC) for r in records]
@@ -50,7 +50,7 @@ def expected_digests() -> dict[str, str]:
 
 
 def stored_digests(dsn: str) -> dict[str, str]:
-    return dict(rows(dsn, "SELECT certificate_no, digest FROM certificates"))  # type: ignore[arg-type]
+    return {no: digest for no, digest in rows(dsn, "SELECT certificate_no, digest FROM certificates")}
 
 
 def reset(dsn: str) -> None:
@@ -77,7 +77,7 @@ def test_any_arrival_order_converges_to_the_same_chain_and_digests(db_dsn: str) 
         assert scalar(db_dsn, "SELECT count(*) FROM certificate_held") == 0, name
         assert scalar(db_dsn, "SELECT count(*) FROM certificate_links") == 10, name
         assert not [d for r in results for d in r.dead], name
-    depth = dict(rows(db_dsn, "SELECT certificate_no, depth FROM certificates"))  # type: ignore[arg-type]
+    depth = {no: d for no, d in rows(db_dsn, "SELECT certificate_no, depth FROM certificates")}
     assert depth["O1"] == 0 and depth["M1"] == 1 and depth["T1"] == 3
 
 
@@ -116,8 +116,8 @@ def test_cycles_overdraws_and_contradictions_are_dead_letters(db_dsn: str) -> No
     assert store(db_dsn, [a]).held == 1
     result = store(db_dsn, [o, b, s1, s2, pork, b"{not json"])
     codes = sorted((d.code, d.reason.split(":")[0]) for d in result.dead)
-    assert codes == [("certificate_contradiction", "X"), ("certificate_cycle", "B"), ("certificate_invalid", "not JSON"),
-                     ("certificate_overdraw", "S2")]
+    assert codes == [("certificate_contradiction", "X"), ("certificate_cycle", "B"),
+                     ("certificate_invalid", "not JSON"), ("certificate_overdraw", "S2")]
     cycle = next(d for d in result.dead if d.code == "certificate_cycle")
     assert "B -> A -> B" in cycle.reason
     overdraw = next(d for d in result.dead if d.code == "certificate_overdraw")
@@ -175,7 +175,10 @@ def test_trace_quantities_add_up(db_dsn: str, api_client: Any) -> None:
     assert sum(e["quantity"]["value"] for e in up["edges"]) == nodes["M1"]["quantity"]["value"]
     assert {n["holder"]["id"] for n in up["nodes"]} == {"col-1", "coop-1", "coop-2"}
     one = api_client.get("/v1/certificates/T1/trace", params={"direction": "up", "max_depth": 1}).json()
-    assert [n["certificate_no"] for n in one["nodes"]] == ["T1", "S1"]
+    assert [(n["certificate_no"], n["side"]) for n in one["nodes"]] == [("T1", "self"), ("S1", "up")]
+    both = api_client.get("/v1/certificates/S1/trace", params={"max_depth": 1}).json()
+    assert {(n["certificate_no"], n["side"]) for n in both["nodes"]} == {
+        ("S1", "self"), ("M1", "up"), ("T1", "down"), ("T2", "down")}
     assert api_client.get("/v1/certificates/NOPE/trace").status_code == 404
 
 
