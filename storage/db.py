@@ -87,10 +87,7 @@ def drop_database(admin_dsn: str, name: str) -> None:
     conn = _admin(admin_dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            # WITH (FORCE) (PostgreSQL 13+) ends the sessions still connected to it
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     finally:
         conn.close()

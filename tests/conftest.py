@@ -7,6 +7,7 @@ the embedded components; Tansu is started once per session.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -42,13 +43,14 @@ def pg_admin_dsn() -> Iterator[str]:
 class MqttBroker:
     url: str
     protocol: str
+    amqtt: bool  # the embedded pure-Python broker (no RT_TEST_MQTT_URL)
 
 
 @pytest.fixture(scope="session")
 def mqtt_broker() -> Iterator[MqttBroker]:
     url, protocol, stop = services.mqtt_url()
     try:
-        yield MqttBroker(url, protocol)
+        yield MqttBroker(url, protocol, amqtt=not os.environ.get("RT_TEST_MQTT_URL"))
     finally:
         stop()
 

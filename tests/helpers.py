@@ -35,6 +35,8 @@ def publish(url: str, protocol: str, messages: Iterable[tuple[str, bytes]], time
         client_id=f"test-pub-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,
     )
+    if address.username:
+        client.username_pw_set(address.username, address.password)
     connected = threading.Event()
     client.on_connect = lambda *a: connected.set()
     client.connect(address.host, address.port)

@@ -17,14 +17,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg2
-from psycopg2 import sql
-from psycopg2.extensions import make_dsn
 
 from runtime.embedded import EmbeddedKafka, EmbeddedMqtt, EmbeddedPostgres, ManagedProcess
 from runtime.ports import PortTakenError, free_port
+from storage.db import create_database, drop_database
 
 Stop = Callable[[], None]
 P = TypeVar("P", bound=ManagedProcess)
@@ -87,38 +83,16 @@ def mqtt_url() -> tuple[str, str, Stop]:
         if protocol not in MQTT_PROTOCOLS:
             raise ValueError(f"RT_TEST_MQTT_PROTOCOL must be one of {MQTT_PROTOCOLS}, not {protocol!r}")
         return external, protocol, _nothing
-    broker, stop = _start_in_temp_dir("mqtt", lambda work, port: EmbeddedMqtt(port, work))
-    return broker.url, "3.1.1", stop
-
-
-def with_database(dsn: str, name: str) -> str:
-    """``dsn`` pointing at database ``name`` (URL or key=value form kept)."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        return urlunsplit(parts._replace(path=f"/{name}"))
-    return make_dsn(dsn, dbname=name)
+    # amqtt keeps a persistent session's messages only for a named client (see runtime/embedded.py)
+    broker, stop = _start_in_temp_dir("mqtt", lambda work, port: EmbeddedMqtt(port, work, allow_anonymous=False))
+    return f"mqtt://rapidtrace:test@127.0.0.1:{broker.port}", "3.1.1", stop
 
 
 def fresh_database(admin_dsn: str) -> tuple[str, Stop]:
     """Create a uniquely named database; ``drop`` ends its leftover connections and removes it."""
     name = f"rt_test_{uuid.uuid4().hex[:12]}"
-    _admin(admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-    def drop() -> None:
-        # WITH (FORCE) (PostgreSQL 13+) terminates sessions a test left open.
-        _admin(admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    return with_database(admin_dsn, name), drop
-
-
-def _admin(admin_dsn: str, statement: sql.Composable) -> None:
-    conn = psycopg2.connect(admin_dsn, connect_timeout=10)
-    try:
-        conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
+    dsn = create_database(admin_dsn, name)
+    return dsn, lambda: drop_database(admin_dsn, name)
 
 
 def unique_topics(prefix: str) -> dict[str, str]:

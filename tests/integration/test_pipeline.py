@@ -133,3 +133,14 @@ def test_healthz_and_metrics(api_client):
     assert deps["database"]["state"] == "up" and deps["kafka"]["state"] == "up"
     metrics = api_client.get("/metrics")
     assert metrics.status_code == 200 and "rt_readings_stored" in metrics.text
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_bridge_speaks_mqtt_311_and_5(settings, pipeline, mqtt_broker, protocol):
+    if mqtt_broker.amqtt and protocol == "5":
+        pytest.skip("amqtt speaks MQTT 3.1.1 only")
+    s = settings.with_overrides(mqtt_protocol=protocol)
+    pipeline("store", settings_override=s)
+    payload = reading_payload()
+    publish(mqtt_broker.url, protocol, [(reading_topic(), encode(payload))])
+    wait_for(lambda: _count(s.database_url, payload["reading_id"]) == 1, what=f"a reading over MQTT {protocol}")

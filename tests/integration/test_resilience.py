@@ -31,6 +31,9 @@ def _stored(settings) -> int:
 def test_kafka_down_bridge_acknowledges_nothing_and_every_reading_arrives_after(
     settings, pipeline, mqtt_broker, tmp_path
 ):
+    if mqtt_broker.amqtt:
+        pytest.skip("amqtt forgets a QoS 1 message whose PUBACK takes over 5 s, so it cannot hold readings "
+                    "through a Kafka outage; set RT_TEST_MQTT_URL to a Mosquitto to run this test")
     kafka_port = free_port()  # this test needs a Kafka of its own, to stop and start
     kafka = EmbeddedKafka(kafka_port, tmp_path / "kafka1").start()
     s = settings.with_overrides(kafka_bootstrap=kafka.bootstrap)
