@@ -17,6 +17,7 @@ Tansu broker it starts (or ``--kafka host:port``):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import shutil
@@ -27,6 +28,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,19 +117,32 @@ def _timed(client: Any, paths: list[str]) -> Figures:
     return {k: round(v * 1000, 1) if k != "n" else int(v) for k, v in percentiles(times).items()}
 
 
-def query_phase(dsn: str, depths: dict[str, int], reading_ids: list[str], samples: int) -> Figures:
+@dataclass(frozen=True)
+class Samples:
+    """What the query phase asks for: random records, origins, 8-hop records and readings."""
+
+    any: list[str]
+    origins: list[str]
+    eight_hops: list[str]
+    readings: list[str]
+
+
+def pick_samples(depths: dict[str, int], reading_ids: list[str], samples: int) -> Samples:
+    rng = random.Random(5)
+
+    def pick(pool: list[str]) -> list[str]:
+        return rng.sample(pool, min(samples, len(pool)))
+
+    return Samples(pick(list(depths)), pick([n for n, d in depths.items() if d == 0]),
+                   pick([n for n, d in depths.items() if d == 8]), pick(reading_ids))
+
+
+def query_phase(dsn: str, samples: Samples) -> Figures:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
-    rng = random.Random(5)
-    numbers = list(depths)
-    any_sample = rng.sample(numbers, min(samples, len(numbers)))
-    roots = [n for n, d in depths.items() if d == 0]
-    origins = rng.sample(roots, min(samples, len(roots)))
-    deepest = [n for n, d in depths.items() if d == 8]
-    eight_hops = rng.sample(deepest, min(samples, len(deepest)))
-    recalls = rng.sample(reading_ids, min(samples, len(reading_ids)))
+    any_sample, origins, eight_hops, recalls = samples.any, samples.origins, samples.eight_hops, samples.readings
     with TestClient(create_app(Settings(database_url=dsn, api_auth=False))) as client:
         _timed(client, [f"/v1/certificates/{n}/trace?direction=both" for n in any_sample[:20]])  # warm up
         return {
@@ -185,7 +200,7 @@ def _count(dsn: str, prefix: str) -> int:
         conn.close()
 
 
-def consumer_phase(dsn: str, bootstrap: str, n: int, seed: int = 2) -> Figures:
+def consumer_phase(dsn: str, bootstrap: str, n: int, seed: int = 2, batch_size: int = 2000) -> Figures:
     from kafka import KafkaProducer
 
     from runtime.kafka_topics import ensure_topics
@@ -193,7 +208,8 @@ def consumer_phase(dsn: str, bootstrap: str, n: int, seed: int = 2) -> Figures:
     tag = uuid.uuid4().hex[:8]
     settings = Settings(database_url=dsn, kafka_bootstrap=bootstrap, topic_certificates=f"bench.cert.{tag}",
                         topic_deadletter=f"bench.dead.{tag}", consumer_group_prefix=f"bench{tag}",
-                        kafka_max_poll_interval_ms=10000, kafka_session_timeout_ms=6000, consumer_batch_size=2000)
+                        kafka_max_poll_interval_ms=10000, kafka_session_timeout_ms=6000,
+                        consumer_batch_size=batch_size)
     ensure_topics(bootstrap, [settings.topic_certificates, settings.topic_deadletter], partitions=3, replication=1)
     shape = DistrictShape(prefix="KAF")
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
@@ -252,23 +268,31 @@ def _kafka(bootstrap: str | None) -> tuple[str, Any]:
     return kafka.bootstrap, stop
 
 
+def setup(dsn: str, args: argparse.Namespace, figures: Figures) -> Samples:
+    """Load, add readings, settle; keep only the samples (a process holding millions of objects
+    pays for them in every garbage collection, which would slow the phases measured next)."""
+    conn = connect(dsn)
+    try:
+        _log(f"loading {args.certificates:,} certificates ...")
+        figures["load"], stall_lots, depths = load_phase(conn, args.certificates)
+        _log(f"load: {figures['load']}")
+        reading_ids = readings_phase(conn, stall_lots, args.readings)
+        figures["readings"] = len(reading_ids)
+        figures["load"]["vacuum_analyze_seconds"] = round(settle(conn), 1)
+        return pick_samples(depths, reading_ids, args.samples)
+    finally:
+        conn.close()
+
+
 def run(args: argparse.Namespace) -> Figures:
     name = f"rt_bench_chain_{uuid.uuid4().hex[:8]}"
     dsn = create_database(args.admin_dsn, name)
     figures: Figures = {"database": name}
     try:
         migrate(dsn, Settings())
-        conn = connect(dsn)
-        try:
-            _log(f"loading {args.certificates:,} certificates ...")
-            figures["load"], stall_lots, depths = load_phase(conn, args.certificates)
-            _log(f"load: {figures['load']}")
-            reading_ids = readings_phase(conn, stall_lots, args.readings)
-            figures["readings"] = len(reading_ids)
-            figures["load"]["vacuum_analyze_seconds"] = round(settle(conn), 1)
-        finally:
-            conn.close()
-        figures["queries"] = query_phase(dsn, depths, reading_ids, args.samples)
+        samples = setup(dsn, args, figures)
+        gc.collect()
+        figures["queries"] = query_phase(dsn, samples)
         _log(f"queries: {figures['queries']}")
         if args.consumer:
             figures["handler_only"] = handler_phase(dsn, args.consumer)

@@ -51,14 +51,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Item:
+    """A parsed record of the batch with what the resolution asks of it again and again."""
+
     rec: CertificateRecord
     canonical: dict[str, Any]
+    canonical_json: bytes
+    waits: tuple[str, ...]
     raw: bytes
     topic: str
 
     @property
     def no(self) -> str:
         return self.rec.certificate_no
+
+    @classmethod
+    def of(cls, rec: CertificateRecord, raw: bytes, topic: str) -> Item:
+        canonical = canonical_record(rec)
+        return cls(rec, canonical, canonical_json(canonical), tuple(rec.waits_for()), raw, topic)
 
 
 @dataclass(frozen=True)
@@ -93,9 +102,10 @@ def parse_value(raw: bytes) -> CertificateRecord:
 class _Batch:
     """One batch's resolution, inside the open transaction of ``cur``."""
 
-    def __init__(self, cur: Any, result: BatchResult) -> None:
+    def __init__(self, cur: Any, result: BatchResult, held_cache: dict[str, Item]) -> None:
         self.cur = cur
         self.result = result
+        self.held_cache = held_cache
         self.known: dict[str, Known] = {}
         self.queried: set[str] = set()
         self.cert_rows: list[tuple[Any, ...]] = []
@@ -134,14 +144,14 @@ class _Batch:
         released_for: set[str] = set()
         accepted: list[str] = []
         while True:
-            self.load(n for i in queue.values() for n in i.rec.waits_for())
+            self.load(n for i in queue.values() for n in i.waits)
             pending = sorted(queue.values(), key=lambda i: (i.rec.issued_at, i.no))
             progress = True
             while progress:
                 progress = False
                 waiting = []
                 for item in pending:
-                    if all(n in self.known for n in item.rec.waits_for()):
+                    if all(n in self.known for n in item.waits):
                         del queue[item.no]
                         progress = True
                         if self.accept(item):
@@ -159,14 +169,18 @@ class _Batch:
     def released(self, numbers: list[str]) -> list[Item]:
         """Held records that waited for any of ``numbers``, taken out of the held table."""
         out = []
-        for _no, raw, topic in q.release_held(self.cur, numbers):
+        for no, raw, topic in q.release_held(self.cur, numbers):
             self.result.released += 1
+            cached = self.held_cache.pop(no, None)
+            if cached is not None and cached.raw == raw:
+                out.append(cached)
+                continue
             try:
                 rec = parse_value(raw)
             except ValueError as exc:  # held under an older schema that no longer validates
                 self.result.dead.append(DeadLetter(topic, raw, Problem.INVALID.value, str(exc)))
                 continue
-            out.append(Item(rec, canonical_record(rec), raw, topic))
+            out.append(Item.of(rec, raw, topic))
         return out
 
     def accept(self, item: Item) -> bool:
@@ -184,7 +198,7 @@ class _Batch:
     def store(self, item: Item, target: Known | None) -> None:
         rec = item.rec
         parents = {p.certificate_no: self.known[p.certificate_no] for p in rec.parents}
-        record_json = canonical_json(item.canonical)
+        record_json = item.canonical_json
         digest = canonical_digest(record_json, {no: k.state.digest for no, k in parents.items()})
         depth = 1 + max((k.depth for k in parents.values()), default=-1)
         cols = record_columns(rec)
@@ -207,7 +221,7 @@ class _Batch:
 
     # --- 5. hold the rest ---
     def hold(self, items: list[Item]) -> None:
-        waiting = {i.no: [n for n in i.rec.waits_for() if n not in self.known] for i in items}
+        waiting = {i.no: [n for n in i.waits if n not in self.known] for i in items}
         graph = {**q.held_graph(self.cur, (n for w in waiting.values() for n in w)), **waiting}
         rows = []
         for item in items:
@@ -215,7 +229,8 @@ class _Batch:
             if cycle is not None:
                 self.reject(item, Rejection(Problem.CYCLE, "the chain would form a cycle: " + " -> ".join(cycle)))
                 continue
-            rows.append((item.no, canonical_json(item.canonical).decode(), waiting[item.no], item.raw, item.topic))
+            rows.append((item.no, item.canonical_json.decode(), waiting[item.no], item.raw, item.topic))
+            self.held_cache[item.no] = item
         q.insert_held(self.cur, rows)
         self.result.held += len(rows)
 
@@ -229,9 +244,14 @@ class ChainStore:
 
     name = "chain"
 
+    #: Parsed held records kept in memory so a release need not parse them again (checked against
+    #: the raw bytes the database returns, so a stale entry is never used); cleared when this large.
+    HELD_CACHE_MAX = 200_000
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._producer: KafkaProducer | None = None
+        self._held_cache: dict[str, Item] = {}
 
     def topics(self, settings: Settings) -> list[str]:
         return [settings.topic_certificates]
@@ -249,10 +269,12 @@ class ChainStore:
             except ValueError as exc:
                 result.dead.append(DeadLetter(topic, raw, Problem.INVALID.value, str(exc)))
                 continue
-            items.append(Item(rec, canonical_record(rec), raw, topic))
+            items.append(Item.of(rec, raw, topic))
+        if len(self._held_cache) > self.HELD_CACHE_MAX:
+            self._held_cache.clear()
         with conn.cursor() as cur:
             q.lock_chain(cur)
-            batch = _Batch(cur, result)
+            batch = _Batch(cur, result, self._held_cache)
             waiting = batch.resolve(batch.new_items(items))
             batch.flush()
             batch.hold(waiting)

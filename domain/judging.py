@@ -259,21 +259,20 @@ def judge(signal: Signal, th: Thresholds) -> Judgement:
     if c <= th.c_min:
         return Judgement(Verdict.INVALID, "c_min", f"C line {c:g} <= c_min {th.c_min:g}: control line missing or weak")
     if th.mode is Mode.T_ONLY:
-        return _banded(t, th.t_pos, th.t_neg, "t_only", f"T {t:g}")
+        return _banded(t, th.t_pos, th.t_neg, "t_only", f"T {t:g}", None)
     ratio = t / c
     if th.mode is Mode.RATIO:
-        judgement = _banded(ratio, th.r_pos, th.r_neg, "ratio", f"T/C {ratio:.4f}")
-        return replace(judgement, ratio=ratio)
+        return _banded(ratio, th.r_pos, th.r_neg, "ratio", f"T/C {ratio:.4f}", ratio)
     return _judge_semi_quantitative(t, ratio, th)
 
 
-def _banded(value: float, pos: float, neg: float, rule: str, label: str) -> Judgement:
+def _banded(value: float, pos: float, neg: float, rule: str, label: str, ratio: float | None) -> Judgement:
     """Competitive format: a low value is positive, a high one negative."""
     if value <= pos:
-        return Judgement(Verdict.POSITIVE, rule, f"{label} <= {pos:g}")
+        return Judgement(Verdict.POSITIVE, rule, f"{label} <= {pos:g}", ratio)
     if value >= neg:
-        return Judgement(Verdict.NEGATIVE, rule, f"{label} >= {neg:g}")
-    return Judgement(Verdict.SUSPICIOUS, rule, f"{pos:g} < {label} < {neg:g}")
+        return Judgement(Verdict.NEGATIVE, rule, f"{label} >= {neg:g}", ratio)
+    return Judgement(Verdict.SUSPICIOUS, rule, f"{pos:g} < {label} < {neg:g}", ratio)
 
 
 def _judge_semi_quantitative(t: float, ratio: float, th: Thresholds) -> Judgement:

