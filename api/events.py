@@ -24,7 +24,7 @@ from api.deps import Database
 from api.queries.failures import feed_after, latest_seq
 from schemas.common import rfc3339
 
-POLL_INTERVAL_S = 0.2
+POLL_INTERVAL_S = 0.1
 KEEPALIVE_S = 15.0
 BATCH = 500
 
