@@ -33,18 +33,16 @@ from uuid import UUID
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
-from pydantic import ValidationError
 
 from consumers import failure_store as store
-from consumers.runner import PoisonRecord
+from consumers.records import parse_reading
 from domain import workflow
 from domain.anomaly import AnomalyRules, invalid_rate_anomaly, silent_devices
 from domain.judging import Registry, Resolved, Thresholds, cutoff_disagrees, judge, signal_of
 from domain.workflow import Kind
 from ingest.kafka_out import make_producer
-from ingest.route import describe_validation_error
 from schemas.common import rfc3339, utc_now
-from schemas.envelope import ReadingRecord, RecordError
+from schemas.envelope import ReadingRecord
 from schemas.reading import Method, Reading, Verdict
 from schemas.settings import Settings
 from storage.db import Connection, connect
@@ -72,16 +70,6 @@ def region_of(reading: Reading) -> str:
     """An optional origin region code a device may send (``region_code`` or ``sample.region_code``)."""
     value = (reading.model_extra or {}).get("region_code") or (reading.sample.model_extra or {}).get("region_code")
     return str(value or "")[:64]
-
-
-def parse(record: ConsumerRecord) -> ReadingRecord:
-    """A Kafka record as a reading with its ids of record; anything else is a poison record (dead letter)."""
-    try:
-        return ReadingRecord.from_kafka(record.value, record.headers)
-    except RecordError as exc:
-        raise PoisonRecord("invalid_record", str(exc)) from exc
-    except ValidationError as exc:
-        raise PoisonRecord("invalid_reading", describe_validation_error(exc)) from exc
 
 
 class Snapshots:
@@ -303,7 +291,7 @@ class Flagger:
     # --- the batch ---
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> list[UUID]:
         now = self.clock()
-        parsed = [parse(r) for r in records]
+        parsed = [parse_reading(r) for r in records]
         registry = self._current_registry(conn)
         rows = list({v["reading_id"]: v for v in (verdict_row(p, registry, self._snapshots) for p in parsed)}.values())
         store.insert_snapshots(conn, {v["thresholds_digest"]: v["thresholds"] for v in rows})

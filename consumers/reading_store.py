@@ -10,12 +10,10 @@ from typing import Any
 
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
-from pydantic import ValidationError
 
 from consumers.copy_text import copy_buffer
-from consumers.runner import PoisonRecord
-from ingest.route import describe_validation_error
-from schemas.envelope import ReadingRecord, RecordError
+from consumers.records import parse_reading
+from schemas.envelope import ReadingRecord
 from schemas.settings import Settings
 from storage.db import Connection
 
@@ -36,16 +34,6 @@ _MOVE = (
     f"INSERT INTO readings ({_COLS}) SELECT {_COLS} FROM readings_stage "
     "ON CONFLICT (reading_id, measured_at) DO NOTHING"
 )
-
-
-def parse_record(record: ConsumerRecord) -> ReadingRecord:
-    """A Kafka record as a validated reading; anything else is a poison record (dead letter)."""
-    try:
-        return ReadingRecord.from_kafka(record.value, record.headers)
-    except ValidationError as exc:
-        raise PoisonRecord("invalid_reading", describe_validation_error(exc)) from exc
-    except RecordError as exc:
-        raise PoisonRecord("not_a_reading_record", str(exc)) from exc
 
 
 def row(rec: ReadingRecord) -> tuple[Any, ...]:
@@ -82,7 +70,7 @@ class ReadingStore:
         return [settings.topic_readings]
 
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> int:
-        rows = [row(parse_record(r)) for r in records]
+        rows = [row(parse_reading(r)) for r in records]
         inserted = store_rows(conn, rows)
         INSERTED.inc(inserted)
         DUPLICATES.inc(len(rows) - inserted)

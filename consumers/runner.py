@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -33,6 +34,10 @@ DB_DOWN = Gauge("rt_consumer_db_down", "1 while the consumer waits for the datab
 
 
 class Handler(Protocol):
+    """A consumer's logic.  Optionally it may also have ``tick(conn) -> result`` (idle-time work,
+    run in a transaction on an empty poll at most every ``IDLE_TICK_S``, then ``after_commit``) and
+    ``close()`` (called once when the loop stops)."""
+
     name: str
 
     def topics(self, settings: Settings) -> list[str]: ...
@@ -40,6 +45,9 @@ class Handler(Protocol):
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> Any: ...
 
     def after_commit(self, result: Any) -> None: ...
+
+
+IDLE_TICK_S = 1.0
 
 
 class PoisonRecord(Exception):
@@ -80,6 +88,7 @@ class ConsumerLoop:
         self._conn: Connection | None = None
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
+        self._last_tick = 0.0
 
     # --- connections ---
     def _db(self) -> Connection:
@@ -108,15 +117,33 @@ class ConsumerLoop:
 
     # --- one batch ---
     def _write(self, records: list[ConsumerRecord]) -> Any:
+        return self._transact(lambda conn: self.handler.handle(conn, records))
+
+    def _transact(self, work: Callable[[Connection], Any]) -> Any:
         conn = self._db()
         try:
-            result = self.handler.handle(conn, records)
+            result = work(conn)
             conn.commit()
             return result
         except BaseException:
             if not conn.closed:
                 conn.rollback()
             raise
+
+    def idle(self) -> None:
+        """Run the handler's idle-time work (overdue deadlines, silent readers) between records."""
+        tick = getattr(self.handler, "tick", None)
+        if tick is None or time.monotonic() - self._last_tick < IDLE_TICK_S:
+            return
+        self._last_tick = time.monotonic()
+        try:
+            result = self._transact(tick)
+        except Exception as exc:
+            if not is_retriable(exc):
+                log.exception("%s: idle-time work failed; it runs again on the next idle poll", self.handler.name)
+            self._drop_db()
+            return
+        self.handler.after_commit(result)
 
     def _write_one_by_one(self, records: list[ConsumerRecord]) -> list[Any]:
         results = []
@@ -191,6 +218,7 @@ class ConsumerLoop:
                 )
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
+                    self.idle()
                     continue
                 try:
                     self.process(records)
@@ -211,6 +239,9 @@ class ConsumerLoop:
             log.warning("%s: offset commit failed (%s); records will be redelivered", self.handler.name, exc)
 
     def _close(self) -> None:
+        close = getattr(self.handler, "close", None)
+        if close is not None:
+            close()
         if self._consumer is not None:
             self._consumer.close(autocommit=False)
         if self._producer is not None:

@@ -1,0 +1,20 @@
+"""Kafka records as validated readings, for every consumer of ``rt.readings.v1``."""
+
+from __future__ import annotations
+
+from kafka.consumer.fetcher import ConsumerRecord
+from pydantic import ValidationError
+
+from consumers.runner import PoisonRecord
+from ingest.route import describe_validation_error
+from schemas.envelope import ReadingRecord, RecordError
+
+
+def parse_reading(record: ConsumerRecord) -> ReadingRecord:
+    """A Kafka record as a validated reading; anything else is a poison record (dead letter)."""
+    try:
+        return ReadingRecord.from_kafka(record.value, record.headers)
+    except ValidationError as exc:
+        raise PoisonRecord("invalid_reading", describe_validation_error(exc)) from exc
+    except RecordError as exc:
+        raise PoisonRecord("not_a_reading_record", str(exc)) from exc
