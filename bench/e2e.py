@@ -50,7 +50,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-duration", type=float, default=20.0, help="latency phase length, seconds")
     parser.add_argument("--database-url", default=DEFAULT_ADMIN_DSN,
                         help="PostgreSQL server (a scratch database is made)")
-    parser.add_argument("--with-flagger", action="store_true", help="also run the flagger consumer")
+    parser.add_argument("--with-flagger", action="store_true", help="also run the flagger consumer (own process)")
     parser.add_argument("--skip-components", action="store_true", help="skip the components-alone figures")
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes in the flat-out phase")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
@@ -85,11 +85,12 @@ def _start_stack(args: argparse.Namespace, work: Path) -> Stack:
     env.update({"RT_DATABASE_URL": dsn, "RT_MQTT_URL": settings.mqtt_url or "", "RT_MQTT_PROTOCOL": "5",
                 "RT_KAFKA_BOOTSTRAP": kafka.bootstrap, "RT_KAFKA_MAX_POLL_INTERVAL_MS": "5000",
                 "RT_KAFKA_SESSION_TIMEOUT_MS": "6000", "RT_MQTT_CLIENT_ID": settings.mqtt_client_id})
-    consumers = ["store", "deadletters"] + (["flagger"] if args.with_flagger else [])
     children = {
         "bridge": _spawn(["ingest"], env, work / "bridge.log"),
-        "consumer": _spawn(["consume", *consumers], env, work / "consumer.log"),
+        "consumer": _spawn(["consume", "store", "deadletters"], env, work / "consumer.log"),
     }
+    if args.with_flagger:  # its own process, as in production (docker-compose.yml)
+        children["flagger"] = _spawn(["consume", "flagger"], env, work / "flagger.log")
     return Stack(settings, args.database_url, dbname, mosquitto, kafka, children, work)
 
 
