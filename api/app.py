@@ -17,7 +17,8 @@ from api.metrics import PipelineCollector
 from schemas.common import utc_now
 from schemas.settings import Settings
 
-ROUTERS = ("health", "readings", "deadletters", "failures", "devices", "stats", "certificates", "admin")
+ROUTERS = ("health", "readings", "deadletters", "failures", "devices", "stats", "thresholds", "certificates",
+           "admin")
 
 DESCRIPTION = """\
 rapidtrace: food-market rapid testing and product traceability.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
 import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
 from fastapi import Depends, Request
 from kafka import KafkaProducer
 from psycopg2.pool import ThreadedConnectionPool
@@ -16,6 +19,10 @@ from psycopg2.pool import ThreadedConnectionPool
 from api.errors import ApiError
 from schemas.settings import Settings
 from storage.db import Connection
+
+# Pool connections do not go through storage.db.connect (which registers it): let every query take uuid.UUID
+# parameters. Only the adapter is global; uuid columns still come back as text on pool connections.
+psycopg2.extensions.register_adapter(uuid.UUID, psycopg2.extras.UUID_adapter)
 
 Role = Literal["regulator", "operator", "producer"]
 

@@ -117,6 +117,8 @@ class DistrictShape:
     max_hops: int = 8
     region_code: str = "320412"
     prefix: str = "HGZ"
+    # Market ids to use (e.g. a simulated fleet's); empty: "m00", "m01", ... up to ``markets``.
+    market_ids: tuple[str, ...] = ()
 
 
 class _Gen:
@@ -130,8 +132,12 @@ class _Gen:
         self.seq += 1
         return f"{self.prefix}-{self.seq:08d}"
 
-    def party(self, role: str) -> tuple[str, str, str | None, str | None]:
-        """(holder id, role, market, stall) of a random party of ``role``."""
+    def market(self) -> str:
+        s, r = self.shape, self.rng
+        return r.choice(s.market_ids) if s.market_ids else f"m{r.randrange(s.markets):02d}"
+
+    def party(self, role: str, market: str | None = None) -> tuple[str, str, str | None, str | None]:
+        """(holder id, role, market, stall) of a random party of ``role`` (a stall: in ``market`` if given)."""
         s, r = self.shape, self.rng
         if role == "producer":
             return f"prod-{r.randrange(s.producers):05d}", role, None, None
@@ -139,7 +145,7 @@ class _Gen:
             return f"coll-{r.randrange(s.collectors):04d}", role, None, None
         if role == "wholesaler":
             return f"whs-{r.randrange(s.wholesalers):04d}", role, None, None
-        market = f"m{r.randrange(s.markets):02d}"
+        market = market or self.market()
         if role == "market":
             return f"entry-{market}", role, market, None
         stall = f"{market}-s{r.randrange(s.stalls_per_market):03d}"
@@ -170,13 +176,15 @@ def _flow(g: _Gen, when: datetime) -> Iterator[dict[str, Any]]:
                      product=product, parents=takes, lot_code=f"M-{number[-6:]}", issued_at=when,
                      market_id=market, stall_id=stall)
         lots = [(number, sum(q for _, q in takes))]
+        markets = {number: market}
     else:
-        lots = origins
-    yield from _hops(g, lots, roles, product, when)
+        lots, markets = origins, {}
+    yield from _hops(g, lots, roles, product, when, markets)
 
 
 def _hops(g: _Gen, lots: list[tuple[str, float]], roles: list[str], product: tuple[str, str],
-          when: datetime) -> Iterator[dict[str, Any]]:
+          when: datetime, markets: dict[str, str | None]) -> Iterator[dict[str, Any]]:
+    """Hand lots on hop by hop; ``markets``: the market a lot is in (it goes to a stall of that market)."""
     r = g.rng
     for role_name in roles:
         when += timedelta(hours=r.uniform(1, 10))
@@ -190,11 +198,12 @@ def _hops(g: _Gen, lots: list[tuple[str, float]], roles: list[str], product: tup
             for share in shares:
                 if share <= 0:
                     continue
-                holder, role, market, stall = g.party(role_name)
+                holder, role, market, stall = g.party(role_name, markets.get(parent))
                 number = g.number()
                 yield record(number, kind, holder=holder, role=role, quantity=share, product=product,
                              parents=[parent], lot_code=f"T-{number[-6:]}", issued_at=when,
                              market_id=market, stall_id=stall)
+                markets[number] = market
                 next_lots.append((number, share))
         lots = next_lots
 

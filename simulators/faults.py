@@ -8,7 +8,8 @@ reading it is about to publish::
 
 ``apply`` draws the verdict at DOMAIN.md §5 rates (settable in :class:`Rates`),
 writes C/T lines (or an inhibition percent) that the server will judge that
-way with the project-default thresholds, and layers the scenarios on top:
+way with the project-default thresholds (both drawn by :mod:`simulators.strips`,
+as the fleet draws them), and layers the scenarios on top:
 
 * :class:`BadStripLot`: a strip lot whose invalid rate jumps after a point;
 * :class:`SilentReader`: a device that stops publishing for a while;
@@ -26,6 +27,8 @@ from typing import Any
 
 from domain.judging import Thresholds
 from schemas.reading import Verdict
+from simulators import strips
+from simulators.fleet import Fleet
 
 
 @dataclass(frozen=True)
@@ -39,39 +42,17 @@ class Rates:
 
 
 def draw_verdict(rng: random.Random, rates: Rates) -> Verdict:
-    x = rng.random()
-    for verdict, p in (
-        (Verdict.POSITIVE, rates.positive),
-        (Verdict.SUSPICIOUS, rates.suspicious),
-        (Verdict.INVALID, rates.invalid),
-    ):
-        if x < p:
-            return verdict
-        x -= p
-    return Verdict.NEGATIVE
+    return Verdict(strips.draw_verdict(rng, rates.positive, rates.suspicious, rates.invalid))
 
 
 def make_lines(verdict: Verdict, rng: random.Random, th: Thresholds | None = None) -> tuple[float, float]:
     """(c_line, t_line) that ratio-mode judging with ``th`` turns into ``verdict``."""
-    th = th or Thresholds()
-    if verdict is Verdict.INVALID:
-        return round(rng.uniform(0.0, th.c_min * 0.9), 1), round(rng.uniform(0.0, 1500.0), 1)
-    c = round(rng.uniform(max(th.c_min * 5, 600.0), 2500.0), 1)
-    if verdict is Verdict.POSITIVE:
-        ratio = rng.uniform(0.0, th.r_pos * 0.95)
-    elif verdict is Verdict.SUSPICIOUS:
-        span = th.r_neg - th.r_pos
-        ratio = rng.uniform(th.r_pos + 0.2 * span, th.r_neg - 0.2 * span)
-    else:
-        ratio = rng.uniform(th.r_neg * 1.02, 1.4)
-    return c, round(c * ratio, 1)
+    signal = strips.lines(rng, verdict.value, th or Thresholds())
+    return signal["c_line"], signal["t_line"]
 
 
 def make_inhibition(verdict: Verdict, rng: random.Random, th: Thresholds | None = None) -> float:
-    th = th or Thresholds()
-    if verdict is Verdict.POSITIVE:
-        return round(rng.uniform(th.inhibition_fail_pct, 95.0), 1)
-    return round(rng.uniform(0.0, th.inhibition_fail_pct * 0.8), 1)
+    return strips.inhibition(rng, verdict.value, th or Thresholds())
 
 
 def set_verdict(payload: dict[str, Any], verdict: Verdict, rng: random.Random) -> dict[str, Any]:
@@ -231,18 +212,56 @@ class MismatchFault:
 
 
 def fleet_faults(
-    device_ids: Sequence[str], strip_lots: Sequence[str], start: datetime, silent_for: timedelta = timedelta(hours=3)
+    device_ids: Sequence[str],
+    strip_lots: Sequence[str],
+    start: datetime,
+    silent_for: timedelta = timedelta(hours=3),
+    *,
+    silent_after: timedelta = timedelta(minutes=10),
+    bad_lot_after: int = 200,
+    bad_lot_invalid_rate: float = 0.30,
+    seed: int = 0,
 ) -> list[LotFault | SilenceFault | MismatchFault]:
     """One of each scenario for ``Fleet.add_fault``.
 
-    The last of ``strip_lots`` (pass colloidal-gold lots) goes bad after 200 strips, the first device goes
-    silent 10 minutes after ``start``, the second reports a wrong cut-off and flips verdicts.
+    The last of ``strip_lots`` (pass colloidal-gold lots) goes bad after ``bad_lot_after`` strips, the first
+    device goes silent ``silent_after`` after ``start`` for ``silent_for``, the second reports a wrong
+    cut-off and flips verdicts.
     """
     faults: list[LotFault | SilenceFault | MismatchFault] = []
     if strip_lots:
-        faults.append(LotFault(BadStripLot(strip_lots[-1], starts_after=200)))
+        bad = BadStripLot(strip_lots[-1], starts_after=bad_lot_after, invalid_rate=bad_lot_invalid_rate, seed=seed)
+        faults.append(LotFault(bad))
     if device_ids:
-        faults.append(SilenceFault(SilentReader(device_ids[0], start + timedelta(minutes=10), silent_for)))
+        faults.append(SilenceFault(SilentReader(device_ids[0], start + silent_after, silent_for)))
     if len(device_ids) > 1:
-        faults.append(MismatchFault(MismatchingReader(device_ids[1])))
+        faults.append(MismatchFault(MismatchingReader(device_ids[1]), seed=seed))
     return faults
+
+
+def add_fleet_faults(fleet: Fleet, start: datetime, **options: Any) -> list[LotFault | SilenceFault | MismatchFault]:
+    """:func:`fleet_faults` added to ``fleet``: its busiest colloidal-gold lot goes bad (so the invalid-rate
+    alarm comes soon), its first reader falls silent, its second mismatches; ``options`` go to
+    :func:`fleet_faults`."""
+    faults = fleet_faults([d.device_id for d in fleet.devices], fleet.gold_lots_by_use(), start, **options)
+    for fault in faults:
+        fleet.add_fault(fault)
+    return faults
+
+
+def describe(faults: Sequence[LotFault | SilenceFault | MismatchFault]) -> list[str]:
+    """One line per scenario, for the simulator's start-up message."""
+    out = []
+    for f in faults:
+        if isinstance(f, LotFault):
+            out.append(f"strip lot {f.lot.strip_lot} goes bad after {f.lot.starts_after} strips "
+                       f"({f.lot.invalid_rate:.0%} invalid)")
+        elif isinstance(f, SilenceFault):
+            r = f.reader
+            out.append(f"reader {r.device_id} silent from {r.silent_from.isoformat(timespec='seconds')} "
+                       f"for {r.duration}")
+        else:
+            m = f.reader
+            cutoff = f"reports cut-off {m.wrong_cutoff} and " if m.wrong_cutoff is not None else ""
+            out.append(f"reader {m.device_id} {cutoff}flips {m.rate:.0%} of its verdicts")
+    return out

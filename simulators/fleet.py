@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from domain.judging import Mode, Thresholds
+from schemas.common import ID_RE
+from simulators.strips import NEGATIVE, POSITIVE, SUSPICIOUS, draw_verdict, inhibition, lines
 
 CHINA_TZ = timezone(timedelta(hours=8))
 TOPIC_TEMPLATE = "rt/v1/markets/{market_id}/stations/{station_id}/devices/{device_id}/readings"
-
-NEGATIVE, POSITIVE, SUSPICIOUS, INVALID = "negative", "positive", "suspicious", "invalid"
 
 # (commodity, category, weight, weight among positives) — DOMAIN.md §2 "common positives".
 Commodity = tuple[str, str, float, float]
@@ -97,12 +97,16 @@ class FleetConfig:
     vendors_per_market: int = 120
     thresholds: Thresholds = field(default_factory=Thresholds)
     seed: int = 0
+    # Markets are named "{market_prefix}-01", "{market_prefix}-02", ...
+    market_prefix: str = "mkt"
 
     def __post_init__(self) -> None:
         if self.thresholds.mode is not Mode.RATIO:
             raise ValueError("the fleet draws line intensities for ratio-mode thresholds only")
         if self.positive_rate + self.suspicious_rate + self.invalid_rate > 1:
             raise ValueError("positive, suspicious and invalid rates add up to more than 1")
+        if not ID_RE.match(f"{self.market_prefix}-{self.markets:02d}"):
+            raise ValueError(f"market prefix {self.market_prefix!r} does not make identifiers of [A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,20 @@ class Fault(Protocol):
               now: datetime) -> dict[str, Any] | None: ...
 
 
-# certificate_no, lot_code, commodity, category
-CertificateRef = tuple[str, str, str, str]
+class CertificateRef(NamedTuple):
+    """A lot readings may sample; with a market (and stall), only readers of that market sample it."""
+
+    certificate_no: str
+    lot_code: str
+    commodity: str
+    category: str
+    market_id: str | None = None
+    stall_id: str | None = None
+
+
+def market_ids(config: FleetConfig) -> list[str]:
+    """The fleet's market ids, in order."""
+    return [f"{config.market_prefix}-{m:02d}" for m in range(1, config.markets + 1)]
 
 
 class Fleet:
@@ -146,7 +162,7 @@ class Fleet:
     """
 
     def __init__(self, config: FleetConfig | None = None,
-                 certificate_pool: Sequence[CertificateRef] | None = None) -> None:
+                 certificate_pool: Iterable[CertificateRef | tuple[str, ...]] | None = None) -> None:
         self.config = config or FleetConfig()
         self.rng = random.Random(self.config.seed)
         self.devices = _build_devices(self.config, self.rng)
@@ -154,11 +170,12 @@ class Fleet:
         self._lots_by_key: dict[tuple[str, str], list[StripLot]] = {}
         for lot in self.strip_lots:
             self._lots_by_key.setdefault((lot.analyte, lot.method), []).append(lot)
-        self._pool_by_commodity: dict[str, list[CertificateRef]] = {}
-        self._pool_by_category: dict[str, list[CertificateRef]] = {}
-        for ref in certificate_pool or ():
-            self._pool_by_commodity.setdefault(ref[2], []).append(ref)
-            self._pool_by_category.setdefault(ref[3], []).append(ref)
+        # (market_id or None, commodity or category) -> lots; None: lots any market may sample
+        self._pool: dict[tuple[str | None, str], list[CertificateRef]] = {}
+        for item in certificate_pool or ():
+            ref = CertificateRef(*item)
+            self._pool.setdefault((ref.market_id, ref.commodity), []).append(ref)
+            self._pool.setdefault((ref.market_id, f"category:{ref.category}"), []).append(ref)
         self._analyte_cum = _cumulative(_analyte_weights(self.config))
         self._commodity_cum = {
             a.code: (_cumulative([c[2] for c in a.commodities]), _cumulative([c[3] for c in a.commodities]))
@@ -168,6 +185,14 @@ class Fleet:
 
     def add_fault(self, fault: Fault) -> None:
         self._faults.append(fault)
+
+    def gold_lots_by_use(self) -> list[str]:
+        """The colloidal-gold strip lots, least used first: the last one sees the most strips."""
+        weights = dict(zip((a.code for a in ANALYTES), _analyte_weights(self.config), strict=True))
+        share = {a.code: weights[a.code] * (1 - self.config.enzyme_share if a.enzyme_screen else 1)
+                 for a in ANALYTES}
+        gold = [lot for lot in self.strip_lots if lot.method == "colloidal_gold"]
+        return [lot.lot for lot in sorted(gold, key=lambda lot: (share[lot.analyte], lot.lot))]
 
     def reading(self, now: datetime) -> tuple[str, dict[str, Any]] | None:
         """One reading from a random reader measured at ``now``; None when a fault suppressed it."""
@@ -226,13 +251,8 @@ class Fleet:
         }
 
     def _draw_verdict(self) -> str:
-        cfg, x = self.config, self.rng.random()
-        for verdict, rate in ((POSITIVE, cfg.positive_rate), (SUSPICIOUS, cfg.suspicious_rate),
-                              (INVALID, cfg.invalid_rate)):
-            if x < rate:
-                return verdict
-            x -= rate
-        return NEGATIVE
+        cfg = self.config
+        return draw_verdict(self.rng, cfg.positive_rate, cfg.suspicious_rate, cfg.invalid_rate)
 
     def _draw_analyte(self) -> AnalyteProfile:
         return self.rng.choices(ANALYTES, cum_weights=self._analyte_cum)[0]
@@ -256,19 +276,24 @@ class Fleet:
             "commodity_category": category,
             "vendor_id": f"{device.market_id}-stall-{stall:03d}",
         }
-        ref = self._certificate(commodity, category)
+        ref = self._certificate(device.market_id, commodity, category)
         if ref is not None:
-            sample.update(certificate_no=ref[0], lot_code=ref[1], commodity=ref[2],
-                          commodity_category=ref[3])
+            sample.update(certificate_no=ref.certificate_no, lot_code=ref.lot_code, commodity=ref.commodity,
+                          commodity_category=ref.category)
+            if ref.stall_id:
+                sample["vendor_id"] = ref.stall_id
         else:
             harvested = (local - timedelta(days=1)).strftime("%Y%m%d")
             sample["lot_code"] = f"L{harvested}-{rng.randrange(1, 20):02d}"
         return sample
 
-    def _certificate(self, commodity: str, category: str) -> CertificateRef | None:
-        if not self._pool_by_category or self.rng.random() >= self.config.certificate_share:
+    def _certificate(self, market_id: str, commodity: str, category: str) -> CertificateRef | None:
+        """A lot of the same commodity (else category) at this market, else one any market may sample."""
+        if not self._pool or self.rng.random() >= self.config.certificate_share:
             return None
-        same = self._pool_by_commodity.get(commodity) or self._pool_by_category.get(category)
+        pool = self._pool
+        same = (pool.get((market_id, commodity)) or pool.get((market_id, f"category:{category}"))
+                or pool.get((None, commodity)) or pool.get((None, f"category:{category}")))
         return self.rng.choice(same) if same else None
 
     def _assay(self, method_standard: str | None, lot: StripLot) -> dict[str, Any]:
@@ -287,8 +312,8 @@ class Fleet:
 
     def _signal(self, verdict: str, lot: StripLot) -> dict[str, float]:
         if lot.method == "enzyme_inhibition":
-            return {"inhibition_pct": _inhibition(self.rng, verdict, lot.thresholds)}
-        return _lines(self.rng, verdict, lot.thresholds)
+            return {"inhibition_pct": inhibition(self.rng, verdict, lot.thresholds)}
+        return lines(self.rng, verdict, lot.thresholds)
 
 
 def _analyte_weights(cfg: FleetConfig) -> list[float]:
@@ -308,33 +333,9 @@ def _cumulative(weights: Sequence[float]) -> list[float]:
     return out
 
 
-def _lines(rng: random.Random, verdict: str, t: Thresholds) -> dict[str, float]:
-    """C and T intensities well inside ``verdict``'s band of the ratio rule (rounding cannot cross it)."""
-    if verdict == INVALID:
-        return {"c_line": round(rng.uniform(0.0, 0.9 * t.c_min), 1),
-                "t_line": round(rng.uniform(0.0, 1500.0), 1)}
-    c = rng.uniform(max(8 * t.c_min, 400.0), max(25 * t.c_min, 2500.0))
-    margin = min(0.02, (t.r_neg - t.r_pos) / 4)
-    if verdict == POSITIVE:
-        ratio = rng.uniform(0.0, 0.95 * t.r_pos) if rng.random() < 0.9 else 0.0
-    elif verdict == SUSPICIOUS:
-        ratio = rng.uniform(t.r_pos + margin, t.r_neg - margin)
-    else:
-        ratio = rng.uniform(t.r_neg + 0.02, t.r_neg + 0.65)
-    return {"c_line": round(c, 1), "t_line": round(c * ratio, 1)}
-
-
-def _inhibition(rng: random.Random, verdict: str, t: Thresholds) -> float:
-    if verdict == POSITIVE:
-        return round(rng.uniform(t.inhibition_fail_pct + 2, 98.0), 1)
-    below = min(t.inhibition_fail_pct, t.inhibition_suspicious_pct or 100.0)
-    return round(rng.uniform(0.0, max(0.0, below - 10)), 1)
-
-
 def _build_devices(cfg: FleetConfig, rng: random.Random) -> list[Device]:
     devices = []
-    for m in range(1, cfg.markets + 1):
-        market_id = f"mkt-{m:02d}"
+    for m, market_id in enumerate(market_ids(cfg), start=1):
         for s in range(1, cfg.stations_per_market + 1):
             station_id = f"m{m:02d}-st{s:02d}"
             operators = tuple(f"op-{m:02d}{s:02d}{o}" for o in range(1, cfg.operators_per_station + 1))

@@ -23,41 +23,23 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ingest.mqtt_in import parse_mqtt_url
 from schemas.common import utc_now
 from schemas.settings import Settings
-from simulators.fleet import Fleet, FleetConfig
+from simulators.entry_scans import certificate_pool, entry_messages, fleet_district
+from simulators.faults import add_fleet_faults, describe
+from simulators.fleet import CertificateRef, Fleet, FleetConfig, market_ids
 from simulators.malformed import MALFORMED_CASES
 
 
 class PublisherError(Exception):
     """The publisher could not connect or was refused by the broker."""
-
-
-@dataclass(frozen=True)
-class MqttAddress:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-
-def parse_mqtt_url(url: str) -> MqttAddress:
-    """``mqtt://[user:pass@]host[:port]`` (also ``tcp://``; ``mqtts://``/``ssl://`` for TLS)."""
-    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not parts.hostname:
-        raise PublisherError(f"not an MQTT URL: {url!r} (expected mqtt://host:port)")
-    tls = parts.scheme in ("mqtts", "ssl")
-    return MqttAddress(parts.hostname, parts.port or (8883 if tls else 1883),
-                       unquote(parts.username) if parts.username else None,
-                       unquote(parts.password) if parts.password else None, tls)
 
 
 @dataclass(frozen=True)
@@ -85,7 +67,10 @@ class Publisher:
             raise PublisherError(f"protocol must be '3.1.1' or '5', not {protocol!r}")
         if not 1 <= max_outstanding <= 65_000:
             raise PublisherError("max_outstanding must be between 1 and 65,000")
-        self.address = parse_mqtt_url(url)
+        try:
+            self.address = parse_mqtt_url(url)
+        except ValueError as exc:
+            raise PublisherError(f"not an MQTT URL: {exc}") from None
         self.protocol = protocol
         self.max_outstanding = max_outstanding
         self.connect_timeout_s = connect_timeout_s
@@ -193,12 +178,17 @@ class Publisher:
             return PublishStats(self._sent, self._acked, self._rejected, self._sent - self._acked,
                                 time.monotonic() - self._started, self._peak)
 
-    def close(self, timeout_s: float = 60.0) -> PublishStats:
-        """Wait (up to ``timeout_s``) for every PUBACK, then disconnect."""
+    def flush(self, timeout_s: float = 60.0) -> bool:
+        """Wait (up to ``timeout_s``) for every PUBACK so far; True when none is missing."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while self._sent > self._acked and time.monotonic() < deadline:
                 self._cond.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+            return self._sent <= self._acked
+
+    def close(self, timeout_s: float = 60.0) -> PublishStats:
+        """Wait (up to ``timeout_s``) for every PUBACK, then disconnect."""
+        self.flush(timeout_s)
         stats = self.stats()
         self._client.disconnect()
         self._client.loop_stop()
@@ -299,6 +289,29 @@ def publish_fleet(publisher: Publisher, fleet: Fleet, *, rate: float | None = No
     return SimulateReport(readings, duplicates, malformed, suppressed, stats)
 
 
+# --- certificates from market entry scanners --------------------------------------------------
+
+
+def district_start(now: datetime) -> datetime:
+    """When the simulated district's first lots were harvested: midnight (UTC) four days before ``now``,
+    so a restarted simulator with the same seed republishes the same records the same day."""
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=4)
+
+
+def publish_certificates(publisher: Publisher, config: FleetConfig, count: int, *, seed: int, now: datetime,
+                         stop: threading.Event | None = None, timeout_s: float = 30.0) -> list[CertificateRef]:
+    """Publish a ``count``-record district chain on the entry topics of the fleet's markets, wait for the
+    broker's acknowledgements, and return the stall lots for ``Fleet(certificate_pool=...)``."""
+    markets = market_ids(config)
+    records = fleet_district(markets, count, seed=seed, start=district_start(now))
+    for topic, payload in entry_messages(records, fallback_market=markets[0]):
+        if not publisher.publish(topic, payload, stop=stop):
+            break
+    if not publisher.flush(timeout_s):
+        raise PublisherError(f"the broker did not acknowledge the certificates within {timeout_s:g} s")
+    return certificate_pool(records)
+
+
 # --- rapidtrace simulate ----------------------------------------------------------------------
 
 
@@ -306,12 +319,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     d = FleetConfig()
     add = parser.add_argument
     add("--mqtt-url", help="broker URL (default: RT_MQTT_URL, else the embedded broker on RT_MQTT_PORT)")
-    add("--protocol", choices=("3.1.1", "5"), default="3.1.1", help="MQTT protocol version")
+    add("--protocol", choices=("3.1.1", "5"), default=None, help="MQTT protocol version (default: RT_MQTT_PROTOCOL)")
     add("--client-id", help="MQTT client id (default: unique per process)")
     add("--rate", type=float, default=50.0, help="messages per second; 0 = as fast as possible")
     add("--count", type=int, help="stop after this many messages")
     add("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
     add("--markets", type=int, default=d.markets, help="number of markets")
+    add("--market-prefix", default=d.market_prefix, help="markets are named PREFIX-01, PREFIX-02, ...")
     add("--stations", type=int, default=d.stations_per_market, help="stations per market")
     add("--readers", type=int, default=d.readers_per_station, help="readers per station")
     add("--positive-rate", type=float, default=d.positive_rate, help="fraction, e.g. 0.003")
@@ -321,6 +335,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of readings whose device_result disagrees with the ratio rule")
     add("--duplicates", type=float, default=0.0, help="percent of messages re-publishing a reading")
     add("--malformed", type=float, default=0.0, help="percent of messages that are malformed")
+    add("--no-faults", action="store_true",
+        help="no fault scenarios (by default a strip lot goes bad, a reader falls silent, one mismatches)")
+    add("--bad-lot-after", type=int, default=200, help="strips of the busiest lot before it goes bad")
+    add("--silent-after", type=float, default=600.0, help="seconds before the first reader falls silent")
+    add("--no-certificates", action="store_true",
+        help="publish no certificate chain and reference none (by default a small district chain is "
+             "published on the markets' entry topics first)")
+    add("--certificates", type=int, default=300, help="certificate records in the district chain")
     add("--seed", type=int, default=None, help="random seed (default: random)")
     add("--max-outstanding", type=int, default=1000, help="bound on unacknowledged messages")
     add("--quiet", action="store_true", help="no progress lines")
@@ -330,7 +352,7 @@ def fleet_config_from_args(args: argparse.Namespace, seed: int) -> FleetConfig:
     return FleetConfig(markets=args.markets, stations_per_market=args.stations,
                        readers_per_station=args.readers, positive_rate=args.positive_rate,
                        suspicious_rate=args.suspicious_rate, invalid_rate=args.invalid_rate,
-                       disagreement_rate=args.disagreement_rate, seed=seed)
+                       disagreement_rate=args.disagreement_rate, seed=seed, market_prefix=args.market_prefix)
 
 
 @contextmanager
@@ -352,26 +374,53 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _say(message: str) -> None:
+    print(f"simulate: {message}", file=sys.stderr, flush=True)
+
+
+def _fleet(args: argparse.Namespace, config: FleetConfig, publisher: Publisher, now: datetime,
+           stop: threading.Event) -> Fleet:
+    """The fleet of ``config``, after publishing its district's certificates, with its fault scenarios."""
+    pool: list[CertificateRef] = []
+    if not args.no_certificates and args.certificates > 0:
+        pool = publish_certificates(publisher, config, args.certificates, seed=config.seed, now=now, stop=stop)
+        _say(f"published {args.certificates:,} certificate records on the markets' entry topics; "
+             f"readings sample {len(pool):,} stall lots")
+    fleet = Fleet(config, certificate_pool=pool)
+    if not args.no_faults:
+        faults = add_fleet_faults(fleet, now, silent_after=timedelta(seconds=args.silent_after),
+                                  bad_lot_after=args.bad_lot_after, seed=config.seed)
+        for line in describe(faults):
+            _say(f"fault: {line}")
+    return fleet
+
+
 def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """``rapidtrace simulate``: returns the process exit code."""
     url = args.mqtt_url or settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}"
     seed = args.seed if args.seed is not None else random.randrange(2**31)
-    fleet = Fleet(fleet_config_from_args(args, seed))
     stop = threading.Event()
     try:
-        publisher = Publisher(url, args.protocol, args.client_id, args.max_outstanding,
+        config = fleet_config_from_args(args, seed)
+        publisher = Publisher(url, args.protocol or settings.mqtt_protocol, args.client_id, args.max_outstanding,
                               record_times=False, progress=None if args.quiet else sys.stderr).connect()
-    except PublisherError as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
+    except (PublisherError, ValueError) as exc:
+        _say(str(exc))
         return 2
-    print(f"simulate: {len(fleet.devices)} readers publishing to {url} at "
-          f"{'full speed' if not args.rate else f'{args.rate:g}/s'} (seed {seed})", file=sys.stderr)
     with _stop_on_signals(stop):
+        try:
+            fleet = _fleet(args, config, publisher, utc_now(), stop)
+        except PublisherError as exc:
+            publisher.close(timeout_s=1.0)
+            _say(str(exc))
+            return 1
+        _say(f"{len(fleet.devices)} readers publishing to {url} at "
+             f"{'full speed' if not args.rate else f'{args.rate:g}/s'} (seed {seed})")
         report = publish_fleet(publisher, fleet, rate=args.rate, duration_s=args.duration, count=args.count,
                                duplicates_pct=args.duplicates, malformed_pct=args.malformed, seed=seed,
                                stop=stop, close_timeout_s=30.0)
     s = report.stats
-    print(f"simulate: published {report.readings:,} readings, {report.duplicates:,} duplicates, "
-          f"{report.malformed:,} malformed in {s.elapsed_s:.1f}s ({s.rate:,.0f}/s); "
-          f"acked {s.acked:,}, rejected {s.rejected:,}, unacked {s.unacked:,}", file=sys.stderr)
+    _say(f"published {report.readings:,} readings, {report.duplicates:,} duplicates, "
+         f"{report.malformed:,} malformed ({report.suppressed:,} suppressed by faults) in {s.elapsed_s:.1f}s; "
+         f"acked {s.acked:,} messages ({s.rate:,.0f}/s), rejected {s.rejected:,}, unacked {s.unacked:,}")
     return 0 if s.unacked == 0 and s.rejected == 0 else 1

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg2.extras import Json
+from psycopg2.extras import Json, execute_values
 
 from storage.db import Connection
 
@@ -36,6 +37,22 @@ def record_audit(conn: Connection, principal_name: str, action: str, target: str
         row = cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+def record_audit_many(conn: Connection, principal_name: str,
+                      entries: Sequence[tuple[str, str, dict[str, Any] | None]]) -> int:
+    """Append one entry per (action, target, details), in one statement inside the caller's transaction."""
+    if not entries:
+        return 0
+    with conn.cursor() as cur:
+        execute_values(
+            cur,
+            "INSERT INTO audit_log (actor, action, target, details) VALUES %s",
+            [(principal_name, action, target, Json(details or {}, dumps=_dumps))
+             for action, target, details in entries],
+            page_size=1000,
+        )
+    return len(entries)
 
 
 def list_audit(conn: Connection, *, actor: str | None = None, action: str | None = None,

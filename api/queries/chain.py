@@ -232,15 +232,20 @@ def _lots_to_numbers(conn: Connection, lot_codes: list[str], numbers: Sequence[s
         return dict(cur.fetchall())
 
 
-def reading_sample(conn: Connection, reading_id: UUID) -> dict[str, Any] | None:
+_IN_MARKETS = " AND (%(markets)s::text[] IS NULL OR {column} = ANY(%(markets)s::text[]))"
+
+
+def reading_sample(conn: Connection, reading_id: UUID, markets: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """The sample a reading took, when it is in ``markets`` (None: any market)."""
     with conn.cursor() as cur:
         cur.execute(
             """SELECT r.reading_id::text, r.measured_at, r.market_id, r.station_id, r.certificate_no, r.lot_code,
                       r.commodity, r.analyte, r.device_result, v.server_result
                FROM readings r
                LEFT JOIN verdicts v ON v.reading_id = r.reading_id AND v.measured_at = r.measured_at
-               WHERE r.reading_id = %s ORDER BY r.measured_at DESC LIMIT 1""",
-            (reading_id,),
+               WHERE r.reading_id = %(id)s::uuid""" + _IN_MARKETS.format(column="r.market_id") +
+            " ORDER BY r.measured_at DESC LIMIT 1",
+            {"id": str(reading_id), "markets": None if markets is None else list(markets)},
         )
         row = cur.fetchone()
     if row is None:
@@ -250,18 +255,20 @@ def reading_sample(conn: Connection, reading_id: UUID) -> dict[str, Any] | None:
     return dict(zip(keys, row, strict=True))
 
 
-def failure_sample(conn: Connection, failure_id: UUID) -> dict[str, Any] | None:
-    """The sample behind a failure: its reading when it has one, else what the failure itself names."""
+def failure_sample(conn: Connection, failure_id: UUID, markets: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """The sample behind a failure in ``markets`` (None: any market): its reading when it has one,
+    else what the failure itself names."""
+    scope = None if markets is None else list(markets)
     with conn.cursor() as cur:
         cur.execute(
             """SELECT reading_id::text, measured_at, market_id, station_id, certificate_no, lot_code, commodity,
-                      analyte FROM failures WHERE failure_id = %s""",
-            (failure_id,),
+                      analyte FROM failures WHERE failure_id = %(id)s::uuid""" + _IN_MARKETS.format(column="market_id"),
+            {"id": str(failure_id), "markets": scope},
         )
         row = cur.fetchone()
     if row is None:
         return None
-    reading = reading_sample(conn, UUID(row[0])) if row[0] else None
+    reading = reading_sample(conn, UUID(row[0]), scope) if row[0] else None
     if reading is not None:
         return reading
     keys = ("reading_id", "measured_at", "market_id", "station_id", "certificate_no", "lot_code", "commodity",

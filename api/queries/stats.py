@@ -3,7 +3,12 @@
 Test counts come from the hourly ``pass_rate_<dim>_hourly`` relations: on
 TimescaleDB continuous aggregates (real-time), on plain PostgreSQL rollup
 tables kept by a trigger (migration 0002).  Both have the same names and
-columns, so this one query answers on either path.  Closure figures
+columns (``bucket`` timestamptz at UTC hour starts: time_bucket there,
+date_bin here; ``n_*`` bigint), so this one query answers on either path, and
+it sums per (bucket, group), so it does not depend on one row per hour.  On
+TimescaleDB a verdict below the aggregate's watermark (a reading an hour or
+more late) is counted after the next refresh-policy run, within five minutes;
+on plain PostgreSQL at once.  Closure figures
 (处置率, median time to closure) come from the ``failures`` table, bucketed by
 ``raised_at``.  Day and week buckets are local to ``tz`` (whole-hour offsets).
 """

@@ -19,6 +19,7 @@ from domain.chain_events import RapidTest
 from domain.epcis import epcis_document
 from domain.fsma import fsma_csv
 from schemas.certificate import CertificateRecord
+from storage.audit import record_audit_many
 
 router = APIRouter(tags=["certificates"])
 
@@ -30,14 +31,23 @@ NODE_LIMIT = 5000
 Number = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="certificate number")]
 Depth = Annotated[int, Query(ge=0, le=MAX_DEPTH, description="hops to follow")]
 Reader = Annotated[Principal, Depends(require_role("regulator", "operator"))]
+#: Traces, verification and exports: producers too, of their own chains (see "scope").
+ChainReader = Annotated[Principal, Depends(require_role("regulator", "operator", "producer"))]
 
 
 # --- scope ------------------------------------------------------------------------
+#
+# Regulators see every record. Operators see records without a market and those at
+# their markets. Producers read their own chains: they start a trace, a verification
+# or an export only from a record they hold, and see the records they hold plus
+# everything downstream of them (where their lots went: a producer answers for
+# recalling its own product); other branches (another holder's lot merged in, the
+# suppliers upstream of a lot they did not issue) stay hidden. Recall scope is for
+# regulators and operators.
 
 
 def _visible(principal: Principal, market_id: str | None, holder_id: str | None) -> bool:
-    """Regulators see every record; operators see records without a market and those of their markets;
-    producers see their own records."""
+    """May ``principal`` read this record in full (or start a trace from it)?"""
     if principal.role == "producer":
         return holder_id is not None and holder_id == principal.holder_id
     return market_id is None or principal.sees_market(market_id)
@@ -54,8 +64,26 @@ def _start(db: Db, number: str, principal: Principal) -> dict[str, Any]:
     return found
 
 
-def _scoped(nodes: dict[str, dict[str, Any]], principal: Principal) -> dict[str, dict[str, Any]]:
-    return {no: n for no, n in nodes.items() if _visible(principal, n["market_id"], n["holder_id"])}
+def _scoped(nodes: dict[str, dict[str, Any]], principal: Principal,
+            edges: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The nodes of a chain ``principal`` may see (for a producer: its own and, along ``edges``, their descendants)."""
+    own = {no for no, n in nodes.items() if _visible(principal, n["market_id"], n["holder_id"])}
+    if principal.role == "producer":
+        own = _downstream(own, edges or [])
+    return {no: n for no, n in nodes.items() if no in own}
+
+
+def _downstream(starts: set[str], edges: list[dict[str, Any]]) -> set[str]:
+    children: dict[str, list[str]] = defaultdict(list)
+    for e in edges:
+        children[e["from"]].append(e["to"])
+    seen, todo = set(starts), list(starts)
+    while todo:
+        for child in children[todo.pop()]:
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
 
 
 def _graph(nodes: dict[str, dict[str, Any]], edges: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,18 +138,29 @@ def _check_submitter(principal: Principal, rec: CertificateRecord) -> None:
         raise ApiError(403, "forbidden", f"{rec.certificate_no} is not located at one of your markets")
 
 
+def _audited(rec: CertificateRecord) -> dict[str, Any]:
+    return {"kind": rec.kind.value, "holder_id": rec.holder.id, "lot_code": rec.lot_code,
+            "market_id": rec.location.market_id, "parents": [p.certificate_no for p in rec.parents]}
+
+
 @router.post("/v1/certificates", status_code=202)
 def submit_certificates(
     body: Annotated[Any, Body(description="one rt.certificate/1 record, a list of them, or {\"records\": [...]}")],
     principal: CurrentPrincipal,
     producer: ProducerDep,
     settings: SettingsDep,
+    db: Db,
     response: Response,
 ) -> dict[str, Any]:
-    """Submit certificate records; they are validated here and stored by the chain consumer via Kafka."""
+    """Submit certificate records; they are validated here and stored by the chain consumer via Kafka.
+
+    Each record is written to the audit log in a transaction committed once Kafka has acknowledged them all
+    (rolled back, with nothing audited, when Kafka refuses)."""
     records = _parse_batch(body)
     for rec in records:
         _check_submitter(principal, rec)
+    record_audit_many(db, principal.name, [("certificate.submit", f"certificate:{r.certificate_no}", _audited(r))
+                                           for r in records])
     try:
         futures = [producer.send(settings.topic_certificates, key=rec.certificate_no.encode(),
                                  value=canonical_json(canonical_record(rec))) for rec in records]
@@ -130,6 +169,7 @@ def submit_certificates(
             future.get(timeout=10)
     except KafkaError as exc:
         raise ApiError(503, "unavailable", f"could not queue the records: {exc}") from None
+    db.commit()
     items = [{"certificate_no": r.certificate_no, "location": f"/v1/certificates/{r.certificate_no}"}
              for r in records]
     if len(items) == 1 and not isinstance(body, list) and not (isinstance(body, dict) and "records" in body):
@@ -152,36 +192,49 @@ def get_certificate(number: Number, db: Db, principal: CurrentPrincipal) -> dict
 
 @router.get("/v1/certificates/{number}/trace")
 def trace_certificate(
-    number: Number, db: Db, principal: Reader,
+    number: Number, db: Db, principal: ChainReader,
     direction: Literal["up", "down", "both"] = "both", max_depth: Depth = DEFAULT_DEPTH,
 ) -> dict[str, Any]:
     """The chain around a record as nodes (holder, location, quantity, time) and edges (quantity moved)."""
     _start(db, number, principal)
     found = q.trace(db, number, direction, max_depth, NODE_LIMIT)
     return {"certificate_no": number, "direction": direction, "max_depth": max_depth,
-            **_graph(_scoped(found.nodes, principal), found.edges), "truncated": found.truncated}
+            **_graph(_scoped(found.nodes, principal, found.edges), found.edges), "truncated": found.truncated}
 
 
 @router.get("/v1/certificates/{number}/verify")
-def verify_certificate(number: Number, db: Db, principal: Reader,
+def verify_certificate(number: Number, db: Db, principal: ChainReader,
                        max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
-    """Recompute every digest up the chain; name the first (most upstream) record that no longer matches."""
+    """Recompute every digest up the chain; name the first (most upstream) record that no longer matches
+    (a record outside the caller's scope is reported without its number)."""
     _start(db, number, principal)
-    return q.verify(db, number, max_depth)
+    result = q.verify(db, number, max_depth)
+    if principal.role == "regulator" or result["ok"]:
+        return result
+    up = q.trace(db, number, "up", max_depth, NODE_LIMIT)
+    seen = _scoped(up.nodes, principal, up.edges)
+    result["alterations"] = [a if a["certificate_no"] in seen else
+                             {"certificate_no": None, "hops": a["hops"], "problem": "a record outside your scope "
+                              "is missing or no longer matches its digest"} for a in result["alterations"]]
+    result["first_altered"] = result["alterations"][0]["certificate_no"]
+    return result
 
 
 def _export_chain(db: Db, number: str, principal: Principal, max_depth: int
                   ) -> tuple[dict[str, CertificateRecord], list[RapidTest]]:
     _start(db, number, principal)
     found = q.trace(db, number, "both", max_depth, NODE_LIMIT)
-    nodes = _scoped(found.nodes, principal)
+    nodes = _scoped(found.nodes, principal, found.edges)
     records = q.chain_records(db, nodes)
+    if principal.role == "producer":  # name no input lot the producer may not see (another's lot merged in)
+        records = {no: r.model_copy(update={"parents": [p for p in r.parents if p.certificate_no in nodes]})
+                   for no, r in records.items()}
     lot_codes = sorted({r.lot_code for r in records.values() if r.lot_code})
     return records, q.rapid_tests(db, sorted(records), lot_codes, markets=principal.market_filter())
 
 
 @router.get("/v1/certificates/{number}/epcis")
-def certificate_epcis(number: Number, db: Db, principal: Reader, clock: ClockDep,
+def certificate_epcis(number: Number, db: Db, principal: ChainReader, clock: ClockDep,
                       max_depth: Depth = DEFAULT_DEPTH) -> Response:
     """The chain (up and down) and its rapid tests as a GS1 EPCIS 2.0 JSON-LD document."""
     records, tests = _export_chain(db, number, principal, max_depth)
@@ -190,7 +243,7 @@ def certificate_epcis(number: Number, db: Db, principal: Reader, clock: ClockDep
 
 
 @router.get("/v1/certificates/{number}/fsma.csv")
-def certificate_fsma(number: Number, db: Db, principal: Reader, max_depth: Depth = DEFAULT_DEPTH) -> Response:
+def certificate_fsma(number: Number, db: Db, principal: ChainReader, max_depth: Depth = DEFAULT_DEPTH) -> Response:
     """The chain as an FSMA 204 sortable spreadsheet (CSV), one row per event."""
     records, _ = _export_chain(db, number, principal, max_depth)
     return Response(fsma_csv(records), media_type="text/csv; charset=utf-8",
@@ -251,7 +304,7 @@ def _recall(db: Db, sample: dict[str, Any], principal: Principal, max_depth: int
 def reading_recall_scope(reading_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """From a sample's certificate (or lot code): up to the origin lots, then every lot, holder and stall
     downstream of them, with the rapid tests already run on each."""
-    sample = q.reading_sample(db, reading_id)
+    sample = q.reading_sample(db, reading_id, principal.market_filter())
     if sample is None:
         raise ApiError(404, "not_found", f"no reading {reading_id}")
     return _recall(db, sample, principal, max_depth)
@@ -260,7 +313,7 @@ def reading_recall_scope(reading_id: UUID, db: Db, principal: Reader, max_depth:
 @router.get("/v1/failures/{failure_id}/recall-scope")
 def failure_recall_scope(failure_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """The recall scope of a failure's sample (see the reading's recall scope)."""
-    sample = q.failure_sample(db, failure_id)
+    sample = q.failure_sample(db, failure_id, principal.market_filter())
     if sample is None:
         raise ApiError(404, "not_found", f"no failure {failure_id}")
     return {"failure_id": str(failure_id), **_recall(db, sample, principal, max_depth)}

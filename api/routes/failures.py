@@ -17,6 +17,7 @@ from api.pagination import Page, decode_cursor, encode_cursor
 from api.queries import failures as q
 from domain import workflow
 from schemas.common import AwareDatetime, Identifier
+from storage.audit import record_audit
 
 router = APIRouter(prefix="/v1/failures", tags=["failures"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
@@ -170,8 +171,15 @@ def act(
     except workflow.WorkflowError as exc:
         raise ApiError(exc.status, exc.code, exc.message, {**exc.details, "allowed": exc.allowed}) from None
     status = workflow.current([*events, event])
-    q.record_action(
+    seq = q.record_action(
         db, found["failure_id"], event, status, workflow.due_at(status, None, found.get("wholesale", False))
+    )
+    record_audit(
+        db,
+        principal.name,
+        "failure.action",
+        f"failure:{found['failure_id']}",
+        {"action": body.action, "seq": seq, "from_state": found["state"], "to_state": status.state.value},
     )
     db.commit()
     return _detail(db, _found(db, failure_id, principal), principal, now)

@@ -12,14 +12,11 @@ from api.deps import ClockDep, Db, Principal, require_role
 from api.errors import ApiError
 from api.pagination import Page, decode_cursor, encode_cursor
 from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
-from api.routes.thresholds import router as thresholds_router
 from schemas.common import AwareDatetime, Identifier
 
 router = APIRouter(tags=["stats"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
 Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
-# The threshold registry's routes ride on this router until app.ROUTERS lists "thresholds".
-router.include_router(thresholds_router)
 
 MAX_RANGE = timedelta(days=800)
 PAGE_DEFAULT = 1000

@@ -17,6 +17,7 @@ from consumers.failure_store import load_registry
 from domain.analytes import catalogue
 from domain.judging import RegistryEntry, Scope, ThresholdError, resolve
 from schemas.common import AwareDatetime, Identifier
+from storage.audit import record_audit
 
 router = APIRouter(tags=["thresholds"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
@@ -126,11 +127,14 @@ def add_threshold_version(
                 ),
             )
             found = cur.fetchone()
+        assert found is not None
+        record_audit(db, principal.name, "threshold.add", f"threshold:{found[0]}",
+                     {"scope": body.scope.value, "analyte": body.analyte, "strip_lot": body.strip_lot,
+                      "valid_from": valid_from.isoformat(), "params": body.params})
         db.commit()
     except pg_errors.UniqueViolation:
         db.rollback()
         raise ApiError(409, "conflict", "a version with this scope, keys and valid_from exists") from None
-    assert found is not None
     return _row(found)
 
 

@@ -2,6 +2,10 @@
 -- as the TimescaleDB continuous aggregates, kept exact by a statement-level
 -- trigger on verdicts (verdicts are insert-only; ON CONFLICT DO NOTHING rows
 -- never reach the transition table, so a redelivery counts nothing twice).
+-- Plain path only: TimescaleDB before 2.18 refuses a trigger with transition
+-- tables on a hypertable ("hypertables do not support transition tables in
+-- triggers", raised by create_hypertable or at the first new chunk), and on
+-- TimescaleDB the continuous aggregates of 0002_*.timescale.sql do this work.
 DO $$
 DECLARE
     dim record;
@@ -61,7 +65,3 @@ END $$;
 CREATE TRIGGER verdicts_pass_rate_rollup AFTER INSERT ON verdicts
     REFERENCING NEW TABLE AS new_verdicts
     FOR EACH STATEMENT EXECUTE FUNCTION rt_pass_rate_rollup();
-
--- Verdicts are facts: no update or delete, so the rollups stay exact.
-CREATE TRIGGER verdicts_append_only BEFORE UPDATE OR DELETE ON verdicts
-    FOR EACH ROW EXECUTE FUNCTION rt_forbid_change();

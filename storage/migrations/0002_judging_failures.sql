@@ -79,6 +79,12 @@ CREATE INDEX verdicts_device_time ON verdicts (device_id, measured_at DESC);
 CREATE INDEX verdicts_lot_time ON verdicts (analyte, strip_lot, measured_at DESC);
 -- (lookups by reading_id alone use the primary key's leading column)
 
+-- Verdicts are facts: no update or delete, on either storage path (a row
+-- trigger, which hypertables support; the plain path's rollups and the
+-- TimescaleDB continuous aggregates both count each verdict once).
+CREATE TRIGGER verdicts_append_only BEFORE UPDATE OR DELETE ON verdicts
+    FOR EACH ROW EXECUTE FUNCTION rt_forbid_change();
+
 -- One row per failure; workflow columns are a cache of failure_events
 -- (domain.workflow.current), rewritten in the same transaction as each event.
 CREATE TABLE failures (

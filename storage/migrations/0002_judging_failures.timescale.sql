@@ -1,11 +1,29 @@
--- TimescaleDB: verdicts become a hypertable on measured_at (its primary key
--- (reading_id, measured_at) includes the time column), and pass-rate
--- statistics come from hourly continuous aggregates with real-time
--- aggregation, so the newest bucket is always current.  Names and columns
--- match the plain-PostgreSQL rollup tables of 0002_*.plain.sql, and
--- api/queries/stats.py reads either with the same SQL.
-SELECT create_hypertable('verdicts', 'measured_at',
-                         chunk_time_interval => INTERVAL '{{chunk_interval}}',
+-- TimescaleDB (2.13 or later): verdicts become a hypertable on measured_at
+-- (its primary key (reading_id, measured_at) includes the time column; no
+-- foreign key points at it), and pass-rate statistics come from hourly
+-- continuous aggregates with the names and columns of the plain-PostgreSQL
+-- rollup tables of 0002_*.plain.sql, so api/queries/stats.py reads either
+-- with the same SQL.
+--
+-- * Real-time aggregation is switched on explicitly (materialized_only =
+--   false; the default became true in 2.13): rows past the watermark are
+--   aggregated at query time, so the newest hours are always current.
+-- * WITH NO DATA: a continuous aggregate created WITH DATA refreshes at once,
+--   which cannot run inside a transaction block, and every migration version
+--   is one transaction.
+-- * Only count() and sum() over CASE, grouped by time_bucket on the hypertable's
+--   time column: allowed by every 2.x (no window functions, no ordered-set
+--   aggregates, no FILTER needed).  time_bucket('1 hour') on timestamptz gives
+--   the same hour starts (UTC) as the plain path's date_bin(..., 2000-01-01).
+-- * verdicts has no retention policy: a refresh over a region whose raw chunks
+--   were dropped would empty those buckets, and the refresh policy below
+--   (start_offset NULL) refreshes invalidations of any age.
+-- * Statistics on this path lag for one thing only: a verdict whose
+--   measured_at is below the watermark (the policy materializes up to
+--   end_offset = 1 hour before its run, so a reading one to two hours late or
+--   more) is counted after the next policy run, within schedule_interval.
+--   The plain path counts it at once.
+SELECT create_hypertable('verdicts', by_range('measured_at', INTERVAL '{{chunk_interval}}'),
                          migrate_data => true);
 
 CREATE MATERIALIZED VIEW pass_rate_market_hourly
@@ -89,7 +107,9 @@ WITH NO DATA;
 
 -- Refresh everything invalidated (start_offset NULL: late readings of any age
 -- are materialized too, so both storage paths keep giving the same answer);
--- the last hour is served by real-time aggregation.
+-- the last hour and more is served by real-time aggregation (end_offset is
+-- never NULL: that would move the watermark to the newest data and leave
+-- nothing to real-time aggregation).
 SELECT add_continuous_aggregate_policy('pass_rate_market_hourly',
     start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '5 minutes');
 SELECT add_continuous_aggregate_policy('pass_rate_station_hourly',

@@ -16,10 +16,13 @@ from typing import Any
 import psycopg2
 import pytest
 from fastapi.testclient import TestClient
+from kafka.consumer.fetcher import ConsumerRecord
 
 from api.app import create_app
 from api.auth import issue_token
+from consumers.flagger import Flagger
 from schemas.common import utc_now
+from schemas.envelope import reading_headers
 from schemas.settings import Settings
 from storage.db import connect
 from tests.helpers import encode, publish, reading_payload, reading_topic, rows, scalar, wait_for
@@ -326,14 +329,59 @@ def test_every_role_sees_exactly_its_scope(client: TestClient, world: dict[str, 
         response = client.post(path, headers=bearer(tok[role]), json=body)
         if response.status_code != status:
             problems.append(f"{role} POST {path}: {response.status_code}, expected {status}: {response.text[:200]}")
+    # a producer reads its own chain (and what became of its lot), not another holder's
+    for suffix in ("verify", "epcis", "fsma.csv"):
+        for number, allowed in (("HGZ-A-1", (200,)), ("HGZ-B-1", hidden)):
+            response = client.get(f"/v1/certificates/{number}/{suffix}", headers=bearer(tok["producer"]))
+            if response.status_code not in allowed:
+                problems.append(f"producer GET {number}/{suffix}: {response.status_code}, expected {allowed}")
+    nodes = client.get("/v1/certificates/HGZ-A-1/trace", headers=bearer(tok["producer"])).json().get("nodes", [])
+    if [n["certificate_no"] for n in nodes] != ["HGZ-A-1"]:
+        problems.append(f"producer trace of HGZ-A-1: {nodes}")
     assert problems == [], "\n".join(problems)
 
 
-def test_every_api_write_is_audited(client: TestClient, issue: Callable[..., str], db_dsn: str) -> None:
+def test_every_api_write_is_audited(client: TestClient, issue: Callable[..., str], db_dsn: str,
+                                    settings: Settings) -> None:
     """Issue 5: every write through the API is in the audit log (actor, action, target, time)."""
     producer = issue("producer", holder_id="coop-a", name="coop a")
+    regulator = issue("regulator", name="desk")
     before = scalar(db_dsn, "SELECT count(*) FROM audit_log")
     sent = client.post("/v1/certificates", headers=bearer(producer), json=certificate("HGZ-AUD-1", "coop-a"))
     assert sent.status_code == 202, sent.text
+    batch = client.post("/v1/certificates", headers=bearer(regulator),
+                        json=[certificate("HGZ-AUD-2", "coop-b"), certificate("HGZ-AUD-3", "coop-c")])
+    assert batch.status_code == 202, batch.text
+    refused = client.post("/v1/certificates", headers=bearer(producer), json=certificate("HGZ-AUD-4", "coop-b"))
+    assert_error(refused, 403)
+    version = {"scope": "analyte", "analyte": "chlorpyrifos", "params": {"r_pos": 0.5}}
+    added = client.post("/v1/thresholds", headers=bearer(regulator), json=version)
+    assert added.status_code == 201, added.text
+    fid = _a_failure(settings)
+    acted = client.post(f"/v1/failures/{fid}/actions", headers=bearer(regulator),
+                        json={"action": "commission_lab", "note": "test"})
+    assert acted.status_code == 200, acted.text
     entries = [r for r in rows(db_dsn, "SELECT actor, action, target FROM audit_log ORDER BY id")[before:]]
-    assert any(actor.startswith("coop a (tok_") and "HGZ-AUD-1" in target for actor, _, target in entries), entries
+    assert [(actor.split(" (tok_")[0], action, target) for actor, action, target in entries] == [
+        ("coop a", "certificate.submit", "certificate:HGZ-AUD-1"),
+        ("desk", "certificate.submit", "certificate:HGZ-AUD-2"),
+        ("desk", "certificate.submit", "certificate:HGZ-AUD-3"),
+        ("desk", "threshold.add", f"threshold:{added.json()['id']}"),
+        ("desk", "failure.action", f"failure:{fid}"),
+    ]
+    assert all(" (tok_" in actor for actor, _, _ in entries)
+
+
+def _a_failure(settings: Settings) -> str:
+    """A positive failure in m1, raised by the real flagger handed one Kafka record (no pipeline needed)."""
+    p = reading_payload(signal={"c_line": 1500.0, "t_line": 300.0}, device_result="positive")
+    headers = reading_headers("m1", "s1", "d1", reading_topic("m1", "s1", "d1"), utc_now())
+    rec = ConsumerRecord(settings.topic_readings, 0, None, 0, 0, 0, b"s1", encode(p), headers, None, -1, -1, -1)
+    conn = connect(settings.database_url or "")
+    try:
+        Flagger(settings).handle(conn, [rec])
+        conn.commit()
+    finally:
+        conn.close()
+    return str(scalar(settings.database_url or "", "SELECT failure_id FROM failures WHERE reading_id = %s::uuid",
+                      [p["reading_id"]]))

@@ -300,7 +300,39 @@ def test_operator_sees_only_its_markets_and_producer_submits_only_as_itself(db_d
     as_principal(api_client, role="producer", name="coop", holder_id="coop-1")
     assert api_client.get("/v1/certificates/O1").status_code == 200
     assert api_client.get("/v1/certificates/O2").status_code == 404  # someone else's
-    assert api_client.get("/v1/certificates/O1/trace").status_code == 403  # tracing is for regulators, operators
+    # issue 5: a producer reads its own chains: from its own records, those records and where their lots went
+    trace = api_client.get("/v1/certificates/O1/trace").json()
+    assert {n["certificate_no"] for n in trace["nodes"]} == {"O1", "M1", "H1", "S1", "S2", "T1", "T2", "T3", "T4"}
+    assert all(e["from"] != "O2" for e in trace["edges"])  # the other producer's lot merged into M1 stays hidden
+    for suffix in ("trace", "verify", "epcis", "fsma.csv"):
+        assert api_client.get(f"/v1/certificates/O1/{suffix}").status_code == 200, suffix
+        assert api_client.get(f"/v1/certificates/M1/{suffix}").status_code == 404, suffix  # not its record
+    fsma = list(csv.reader(io.StringIO(api_client.get("/v1/certificates/O1/fsma.csv").text)))
+    assert not any("O2" in cell or "O3" in cell for row in fsma for cell in row)
+    epcis = api_client.get("/v1/certificates/O1/epcis").json()
+    assert_valid(epcis)
+    assert ":O2" not in json.dumps(epcis) and ":O1" in json.dumps(epcis)
+    failure = api_client.get(f"/v1/readings/{uuid.uuid4()}/recall-scope")
+    assert failure.status_code == 403  # recall scope is for regulators and operators
     other = record("O7", "origin", holder="coop-2", role="producer", quantity=10)
     response = api_client.post("/v1/certificates", json=other)
     assert response.status_code == 403 and "own holder id" in response.json()["error"]["message"]
+
+
+def test_a_producer_sees_neither_its_suppliers_nor_their_numbers(db_dsn: str, api_client: Any) -> None:
+    store(db_dsn, sample_chain())
+    conn = connect(db_dsn)
+    with conn.cursor() as cur:
+        cur.execute("SET session_replication_role = replica")  # a superuser bypassing the immutability trigger
+        cur.execute("""UPDATE certificates SET record = jsonb_set(record, '{quantity,value}', '900')
+                       WHERE certificate_no = 'M1'""")
+    conn.commit()
+    conn.close()
+    as_principal(api_client, role="producer", name="wholesaler", holder_id="whs-1")
+    up = api_client.get("/v1/certificates/S1/trace").json()
+    assert {n["certificate_no"] for n in up["nodes"]} == {"S1", "T1", "T2"}  # not M1, O1, O2 upstream
+    found = api_client.get("/v1/certificates/S1/verify").json()
+    assert found["ok"] is False and found["first_altered"] is None
+    assert [a["certificate_no"] for a in found["alterations"]] == [None]
+    as_principal(api_client, role="regulator", name="reg")
+    assert api_client.get("/v1/certificates/S1/verify").json()["first_altered"] == "M1"

@@ -13,9 +13,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from ingest.mqtt_in import BrokerAddress, parse_mqtt_url
 from simulators.fleet import Fleet, FleetConfig
 from simulators.malformed import MALFORMED_CASES
-from simulators.publisher import Publisher, PublisherError, RateLimiter, parse_mqtt_url, publish_fleet
+from simulators.publisher import Publisher, PublisherError, RateLimiter, publish_fleet
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +133,23 @@ def test_an_unreachable_broker_is_a_clear_error() -> None:
 def test_a_bad_url_is_a_clear_error() -> None:
     with pytest.raises(PublisherError, match="not an MQTT URL"):
         Publisher("http://127.0.0.1:1883")
+
+
+@pytest.mark.parametrize(("url", "address"), [
+    ("mqtt://127.0.0.1", BrokerAddress("127.0.0.1", 1883, None, None)),
+    ("tcp://u%40x:p%3Aw@broker:1884", BrokerAddress("broker", 1884, "u@x", "p:w")),
+    ("mqtts://broker", BrokerAddress("broker", 8883, None, None, tls=True)),
+    ("ssl://broker:9883", BrokerAddress("broker", 9883, None, None, tls=True)),
+])
+def test_mqtt_urls_the_publisher_and_the_bridge_share(url: str, address: BrokerAddress) -> None:
+    assert parse_mqtt_url(url) == address
+    assert Publisher(url).address == address
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1883", "mqtt://", "mqtt://host:notaport", "127.0.0.1:1883"])
+def test_bad_mqtt_urls_are_rejected(url: str) -> None:
+    with pytest.raises(ValueError, match="MQTT URL"):
+        parse_mqtt_url(url)
 
 
 def test_rate_limiter_paces() -> None:

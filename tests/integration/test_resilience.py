@@ -15,7 +15,7 @@ from runtime.embedded import EmbeddedKafka
 from runtime.kafka_topics import ensure_topics
 from runtime.ports import free_port
 from storage.db import connect
-from tests.helpers import encode, publish, reading_payload, reading_topic, scalar, wait_for
+from tests.helpers import encode, publish, reading_payload, reading_topic, rows, scalar, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -101,9 +101,12 @@ def test_consumer_killed_mid_stream_loses_and_doubles_nothing(settings, pipeline
         killed_at = _stored(settings)
         assert 0 < killed_at < total, f"killed after {killed_at} rows: not mid-stream"
         consumer = _consumer_process(settings)
-        wait_for(lambda: _stored(settings) >= total, timeout=90, what=f"{total} rows after the restart")
+        ours = [x["reading_id"] for x in payloads]
+        query = "SELECT count(*), count(DISTINCT reading_id) FROM readings WHERE reading_id::text = ANY(%s)"
+        wait_for(lambda: scalar(settings.database_url, query, [ours]) >= total, timeout=90,
+                 what=f"{total} rows after the restart")
         time.sleep(1)
-        count, distinct = _rows(settings, "SELECT count(*), count(DISTINCT reading_id) FROM readings")[0]
+        count, distinct = rows(settings.database_url, query, [ours])[0]
         assert count == distinct == total
     finally:
         consumer.kill()

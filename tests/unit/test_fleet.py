@@ -12,7 +12,7 @@ import pytest
 from domain.judging import Signal, Thresholds, judge, signal_of
 from schemas.common import ID_RE
 from schemas.reading import Method, Reading, Verdict
-from simulators.fleet import ANALYTES, ENZYME_ANALYTE, Fleet, FleetConfig
+from simulators.fleet import ANALYTES, ENZYME_ANALYTE, CertificateRef, Fleet, FleetConfig, market_ids
 
 START = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
 N = 100_000
@@ -178,3 +178,35 @@ def test_faults_rewrite_or_suppress_readings() -> None:
 def test_rates_above_one_are_rejected() -> None:
     with pytest.raises(ValueError, match="more than 1"):
         FleetConfig(positive_rate=0.6, invalid_rate=0.5)
+
+
+def test_a_market_samples_only_its_own_stall_lots() -> None:
+    cfg = FleetConfig(seed=6, markets=3, market_prefix="east")
+    assert market_ids(cfg) == ["east-01", "east-02", "east-03"]
+    pool = [CertificateRef("C-1", "L-1", "韭菜", "vegetable", "east-01", "east-01-s001"),
+            CertificateRef("C-2", "L-2", "猪肉", "meat", "east-02", "east-02-s002"),
+            ("C-3", "L-3", "鳜鱼", "aquatic")]  # a plain 4-tuple: any market may sample it
+    payloads = [p for _, p in Fleet(cfg, certificate_pool=pool).readings(6000, START)]
+    linked = [p for p in payloads if "certificate_no" in p["sample"]]
+    by_market = {m: {p["sample"]["certificate_no"] for p in linked if p["market_id"] == m} for m in market_ids(cfg)}
+    assert by_market == {"east-01": {"C-1", "C-3"}, "east-02": {"C-2", "C-3"}, "east-03": {"C-3"}}
+    for p in linked:
+        stall = {"C-1": "east-01-s001", "C-2": "east-02-s002"}.get(p["sample"]["certificate_no"])
+        assert stall is None or p["sample"]["vendor_id"] == stall
+
+
+def test_gold_lots_by_use_ends_with_the_busiest_lot() -> None:
+    fleet = Fleet(FleetConfig(seed=8))
+    order = fleet.gold_lots_by_use()
+    assert set(order) == {lot.lot for lot in fleet.strip_lots if lot.method == "colloidal_gold"}
+    analyte = {lot.lot: lot.analyte for lot in fleet.strip_lots}
+    used = Counter(p["assay"]["strip_lot"] for _, p in fleet.readings(10_000, START))
+    busiest_analyte = Counter({a: sum(n for lot, n in used.items() if analyte[lot] == a) for a in set(analyte.values())
+                               if a != ENZYME_ANALYTE}).most_common(1)[0][0]
+    assert analyte[order[-1]] == busiest_analyte
+    assert used[order[-1]] > 10 * used[order[0]]
+
+
+def test_a_market_prefix_must_make_identifiers() -> None:
+    with pytest.raises(ValueError, match="market prefix"):
+        FleetConfig(market_prefix="east market")
