@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -238,6 +238,7 @@ class SimulateReport:
     malformed: int
     suppressed: int  # readings a fault scenario suppressed
     stats: PublishStats
+    republished: int = 0  # messages of ``republish`` sent again
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -248,12 +249,14 @@ def publish_fleet(publisher: Publisher, fleet: Fleet, *, rate: float | None = No
                   duration_s: float | None = None, count: int | None = None,
                   duplicates_pct: float = 0.0, malformed_pct: float = 0.0, seed: int = 0,
                   stop: threading.Event | None = None,
-                  clock: Callable[[], datetime] = utc_now, close_timeout_s: float = 60.0) -> SimulateReport:
+                  clock: Callable[[], datetime] = utc_now, close_timeout_s: float = 60.0,
+                  republish: Sequence[tuple[str, bytes]] = (), republish_every_s: float = 60.0) -> SimulateReport:
     """Publish until ``count`` ticks, ``duration_s`` seconds or ``stop`` (whichever first), then close.
 
     Each tick publishes one message: a malformed one (``malformed_pct`` percent), a duplicate of a
     recent reading (``duplicates_pct`` percent) or a new fleet reading (none when a fault
-    suppresses it).  ``rate`` None or 0 means flat out.
+    suppresses it).  ``rate`` None or 0 means flat out.  Every ``republish_every_s`` seconds the
+    ``republish`` messages (e.g. certificates, which the chain stores once) go out again, outside the ticks.
     """
     rng = random.Random(seed)
     limiter = RateLimiter(rate) if rate else None
@@ -261,10 +264,14 @@ def publish_fleet(publisher: Publisher, fleet: Fleet, *, rate: float | None = No
     recent: deque[tuple[str, bytes]] = deque(maxlen=1000)
     readings = duplicates = malformed = suppressed = ticks = 0
     deadline = time.monotonic() + duration_s if duration_s is not None else None
+    republished, next_republish = 0, time.monotonic() + republish_every_s
     try:
         while (count is None or ticks < count) and not (stop is not None and stop.is_set()):
             if deadline is not None and time.monotonic() >= deadline:
                 break
+            if republish and republish_every_s > 0 and time.monotonic() >= next_republish:
+                republished += sum(publisher.publish(topic, body, stop=stop) for topic, body in republish)
+                next_republish = time.monotonic() + republish_every_s
             ticks += 1
             if limiter is not None:
                 limiter.wait()
@@ -286,7 +293,7 @@ def publish_fleet(publisher: Publisher, fleet: Fleet, *, rate: float | None = No
                     readings += 1
     finally:
         stats = publisher.close(close_timeout_s)
-    return SimulateReport(readings, duplicates, malformed, suppressed, stats)
+    return SimulateReport(readings, duplicates, malformed, suppressed, stats, republished)
 
 
 # --- certificates from market entry scanners --------------------------------------------------
@@ -298,18 +305,26 @@ def district_start(now: datetime) -> datetime:
     return datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=4)
 
 
-def publish_certificates(publisher: Publisher, config: FleetConfig, count: int, *, seed: int, now: datetime,
-                         stop: threading.Event | None = None, timeout_s: float = 30.0) -> list[CertificateRef]:
-    """Publish a ``count``-record district chain on the entry topics of the fleet's markets, wait for the
-    broker's acknowledgements, and return the stall lots for ``Fleet(certificate_pool=...)``."""
+def district_messages(config: FleetConfig, count: int, *, seed: int, now: datetime
+                      ) -> tuple[list[tuple[str, bytes]], list[CertificateRef]]:
+    """A ``count``-record district chain as messages on the entry topics of the fleet's markets, and its
+    stall lots for ``Fleet(certificate_pool=...)``."""
     markets = market_ids(config)
     records = fleet_district(markets, count, seed=seed, start=district_start(now))
-    for topic, payload in entry_messages(records, fallback_market=markets[0]):
+    return entry_messages(records, fallback_market=markets[0]), certificate_pool(records)
+
+
+def publish_all(publisher: Publisher, messages: Sequence[tuple[str, bytes]], *,
+                stop: threading.Event | None = None, timeout_s: float = 30.0) -> int:
+    """Publish ``messages`` and wait for the broker's acknowledgements; returns how many were sent."""
+    sent = 0
+    for topic, payload in messages:
         if not publisher.publish(topic, payload, stop=stop):
             break
+        sent += 1
     if not publisher.flush(timeout_s):
-        raise PublisherError(f"the broker did not acknowledge the certificates within {timeout_s:g} s")
-    return certificate_pool(records)
+        raise PublisherError(f"the broker did not acknowledge {sent:,} messages within {timeout_s:g} s")
+    return sent
 
 
 # --- rapidtrace simulate ----------------------------------------------------------------------
@@ -343,6 +358,9 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="publish no certificate chain and reference none (by default a small district chain is "
              "published on the markets' entry topics first)")
     add("--certificates", type=int, default=300, help="certificate records in the district chain")
+    add("--certificates-every", type=float, default=60.0,
+        help="seconds between re-publications of the chain (the chain stores a record once; a bridge "
+             "that subscribed late still gets it); 0 = publish it once")
     add("--seed", type=int, default=None, help="random seed (default: random)")
     add("--max-outstanding", type=int, default=1000, help="bound on unacknowledged messages")
     add("--quiet", action="store_true", help="no progress lines")
@@ -379,20 +397,23 @@ def _say(message: str) -> None:
 
 
 def _fleet(args: argparse.Namespace, config: FleetConfig, publisher: Publisher, now: datetime,
-           stop: threading.Event) -> Fleet:
-    """The fleet of ``config``, after publishing its district's certificates, with its fault scenarios."""
+           stop: threading.Event) -> tuple[Fleet, list[tuple[str, bytes]]]:
+    """The fleet of ``config`` with its fault scenarios, after publishing its district's certificates
+    (returned, to publish again now and then)."""
+    messages: list[tuple[str, bytes]] = []
     pool: list[CertificateRef] = []
     if not args.no_certificates and args.certificates > 0:
-        pool = publish_certificates(publisher, config, args.certificates, seed=config.seed, now=now, stop=stop)
-        _say(f"published {args.certificates:,} certificate records on the markets' entry topics; "
-             f"readings sample {len(pool):,} stall lots")
+        messages, pool = district_messages(config, args.certificates, seed=config.seed, now=now)
+        publish_all(publisher, messages, stop=stop)
+        _say(f"published {len(messages):,} certificate records on the markets' entry topics "
+             f"(again every {args.certificates_every:g} s); readings sample {len(pool):,} stall lots")
     fleet = Fleet(config, certificate_pool=pool)
     if not args.no_faults:
         faults = add_fleet_faults(fleet, now, silent_after=timedelta(seconds=args.silent_after),
                                   bad_lot_after=args.bad_lot_after, seed=config.seed)
         for line in describe(faults):
             _say(f"fault: {line}")
-    return fleet
+    return fleet, messages
 
 
 def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -409,7 +430,7 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     with _stop_on_signals(stop):
         try:
-            fleet = _fleet(args, config, publisher, utc_now(), stop)
+            fleet, certificates = _fleet(args, config, publisher, utc_now(), stop)
         except PublisherError as exc:
             publisher.close(timeout_s=1.0)
             _say(str(exc))
@@ -418,9 +439,11 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
              f"{'full speed' if not args.rate else f'{args.rate:g}/s'} (seed {seed})")
         report = publish_fleet(publisher, fleet, rate=args.rate, duration_s=args.duration, count=args.count,
                                duplicates_pct=args.duplicates, malformed_pct=args.malformed, seed=seed,
-                               stop=stop, close_timeout_s=30.0)
+                               stop=stop, close_timeout_s=30.0, republish=certificates,
+                               republish_every_s=args.certificates_every)
     s = report.stats
     _say(f"published {report.readings:,} readings, {report.duplicates:,} duplicates, "
+         f"{report.republished:,} certificates again, "
          f"{report.malformed:,} malformed ({report.suppressed:,} suppressed by faults) in {s.elapsed_s:.1f}s; "
          f"acked {s.acked:,} messages ({s.rate:,.0f}/s), rejected {s.rejected:,}, unacked {s.unacked:,}")
     return 0 if s.unacked == 0 and s.rejected == 0 else 1

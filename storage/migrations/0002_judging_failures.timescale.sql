@@ -107,9 +107,9 @@ WITH NO DATA;
 
 -- Refresh everything invalidated (start_offset NULL: late readings of any age
 -- are materialized too, so both storage paths keep giving the same answer);
--- the last hour and more is served by real-time aggregation (end_offset is
--- never NULL: that would move the watermark to the newest data and leave
--- nothing to real-time aggregation).
+-- everything past the watermark (the newest one to two hours) is served by
+-- real-time aggregation.  end_offset is never NULL: that would move the
+-- watermark to the newest data and leave nothing to real-time aggregation.
 SELECT add_continuous_aggregate_policy('pass_rate_market_hourly',
     start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '5 minutes');
 SELECT add_continuous_aggregate_policy('pass_rate_station_hourly',

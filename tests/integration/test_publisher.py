@@ -111,6 +111,18 @@ def test_publish_fleet_paces_and_mixes_duplicates_and_malformed(mqtt_broker: Any
     assert malformed_seen >= report.malformed
 
 
+@pytest.mark.parametrize("subscriber", [f"rt-test/{TAG}/again/#"], indirect=True)
+def test_publish_fleet_republishes_now_and_then(mqtt_broker: Any, subscriber: Subscriber) -> None:
+    again = [(f"rt-test/{TAG}/again/{i}", f"certificate {i}".encode()) for i in range(3)]
+    publisher = Publisher(mqtt_broker.url, mqtt_broker.protocol).connect()
+    report = publish_fleet(publisher, Fleet(FleetConfig(seed=2)), rate=500, duration_s=1.1, republish=again,
+                           republish_every_s=0.3)
+    assert report.republished == 9  # at 0.3, 0.6 and 0.9 s
+    assert report.stats.acked == report.readings + 9
+    subscriber.wait_for(9)
+    assert Counter(payload for _, payload in subscriber.messages) == {payload: 3 for _, payload in again}
+
+
 def test_publish_fleet_stops_when_asked(mqtt_broker: Any) -> None:
     stop = threading.Event()
     publisher = Publisher(mqtt_broker.url, mqtt_broker.protocol).connect()

@@ -49,7 +49,7 @@ def test_simulated_fleet_shows_failures_and_recall_scopes(settings, pipeline, mq
         "--mqtt-url", mqtt_broker.url, "--protocol", mqtt_broker.protocol, "--rate", str(RATE),
         "--duration", str(DURATION_S), "--markets", "2", "--market-prefix", prefix, "--seed", str(seed),
         "--positive-rate", "0.05", "--suspicious-rate", "0.03", "--invalid-rate", "0.03",
-        "--bad-lot-after", "0", "--certificates", str(CERTIFICATES), "--quiet",
+        "--bad-lot-after", "0", "--certificates", str(CERTIFICATES), "--certificates-every", "2", "--quiet",
     )
     started = time.monotonic()
     assert run_simulate(args, settings) == 0
