@@ -112,12 +112,17 @@ def migrate(dsn: str, settings: Settings, directory: Path = MIGRATIONS_DIR) -> l
                 " version integer PRIMARY KEY, name text NOT NULL, variant text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-        with transaction(conn):
-            timescale = _try_enable_timescale(conn)
         with conn.cursor() as cur:
-            cur.execute("SELECT version FROM schema_migrations")
-            done = {row[0] for row in cur.fetchall()}
+            cur.execute("SELECT version, variant FROM schema_migrations ORDER BY version")
+            recorded = cur.fetchall()
         conn.commit()
+        done = {row[0] for row in recorded}
+        if recorded:
+            # A schema keeps the path it was created on, even if the extension appears later.
+            timescale = recorded[0][1] == "timescale"
+        else:
+            with transaction(conn):
+                timescale = _try_enable_timescale(conn)
         for migration in discover(directory):
             if migration.version in done:
                 continue

@@ -134,23 +134,27 @@ def get_failure(
     return _text_ids(found[0]) if found else None
 
 
-def reading_and_verdict(conn: Connection, reading_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The stored reading (if the store consumer has written it) and the server verdict."""
+def reading_and_verdict(
+    conn: Connection, reading_id: str, measured_at: Any
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The stored reading (if the store consumer has written it) and the server verdict.
+
+    ``measured_at`` is part of both keys: on TimescaleDB it prunes the lookup to one chunk."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT reading_id, measured_at, received_at, market_id, station_id, device_id, sample_id, commodity, "
             "commodity_category, vendor_id, certificate_no, lot_code, analyte, method, method_standard, strip_lot, "
             "cutoff_ratio, c_line, t_line, inhibition_pct, device_result, operator_id, firmware, raw "
-            "FROM readings WHERE reading_id = %s::uuid ORDER BY measured_at DESC LIMIT 1",
-            (reading_id,),
+            "FROM readings WHERE reading_id = %s::uuid AND measured_at = %s",
+            (reading_id, measured_at),
         )
         readings = _dicts(cur)
         cur.execute(
             "SELECT v.device_result, v.server_result, v.rule, v.reason, v.ratio, v.concentration, v.device_cutoff, "
             "v.verdict_mismatch, v.cutoff_mismatch, v.thresholds_digest, s.thresholds, v.judged_at "
             "FROM verdicts v LEFT JOIN threshold_snapshots s ON s.digest = v.thresholds_digest "
-            "WHERE v.reading_id = %s::uuid ORDER BY v.measured_at DESC LIMIT 1",
-            (reading_id,),
+            "WHERE v.reading_id = %s::uuid AND v.measured_at = %s",
+            (reading_id, measured_at),
         )
         verdicts = _dicts(cur)
     reading = _text_ids(readings[0]) if readings else None

@@ -121,7 +121,9 @@ def _detail(db: Db, found: dict[str, Any], principal: Principal, now: datetime) 
     events = q.load_events(db, found["failure_id"])
     kind = workflow.Kind(found["kind"])
     status = workflow.current(events)
-    reading, verdict = q.reading_and_verdict(db, found["reading_id"]) if found["reading_id"] else (None, None)
+    reading, verdict = (
+        q.reading_and_verdict(db, found["reading_id"], found["measured_at"]) if found["reading_id"] else (None, None)
+    )
     deadline = workflow.objection_deadline(status, workflow.Deadlines())
     role = principal.role if principal.role in workflow.ROLES else "none"
     return {
