@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo
 class AnomalyRules:
     window: timedelta = timedelta(hours=2)
     baseline: timedelta = timedelta(days=7)
-    min_window_tests: int = 20
+    # 2 of 20 invalid at a 1% baseline happens by chance in 1.7% of windows; 5 of 50 in 0.02%
+    min_window_tests: int = 50
     min_baseline_tests: int = 100
     prior_invalid_rate: float = 0.01
     factor: float = 3.0

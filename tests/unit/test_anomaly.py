@@ -24,11 +24,12 @@ RULES = AnomalyRules()
     [
         (Counts(50, 10), Counts(1000, 10), True, "own"),  # 20% vs 1%
         (Counts(50, 1), Counts(1000, 10), False, None),  # 2%: usual
-        (Counts(19, 19), Counts(1000, 10), False, None),  # too few tests in the window
+        (Counts(49, 49), Counts(1000, 10), False, None),  # too few tests in the window
         (Counts(50, 10), Counts(1000, 100), False, None),  # 20% vs its own usual 10%: < 3x
         (Counts(50, 10), Counts(10, 5), True, "prior"),  # short history: prior 1%
         (Counts(50, 4), Counts(1000, 0), False, None),  # 8% < min_window_rate 10%
-        (Counts(20, 2), Counts(1000, 10), True, "own"),  # exactly 10% and 10x baseline, z ≈ 4
+        (Counts(50, 5), Counts(1000, 10), True, "own"),  # exactly 10% and 10x baseline, z ≈ 6.4
+        (Counts(20, 2), Counts(1000, 10), False, None),  # 2 of 20 happens by chance (1.7% of windows)
     ],
 )
 def test_invalid_rate(window: Counts, baseline: Counts, flagged: bool, source: str | None) -> None:
