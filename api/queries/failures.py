@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from api.queries.filters import scoped_where
 from consumers import failure_store as store
 from domain import workflow
 from storage.db import Connection
@@ -63,16 +64,8 @@ class FailureFilter:
 
 
 def _where(f: FailureFilter) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if f.markets is not None:
-        clauses.append("market_id = ANY(%s)")
-        params.append(f.markets)
-    for column in ("market_id", "station_id", "device_id", "analyte", "commodity", "strip_lot"):
-        value = getattr(f, column)
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
+    columns = ("market_id", "station_id", "device_id", "analyte", "commodity", "strip_lot")
+    clauses, params = scoped_where(f.markets, {c: getattr(f, c) for c in columns}, "raised_at", f.since, f.until)
     for column, values in (("kind", f.kinds), ("state", f.states)):
         if values:
             clauses.append(f"{column} = ANY(%s)")
@@ -82,12 +75,6 @@ def _where(f: FailureFilter) -> tuple[list[str], list[Any]]:
     if f.overdue_at is not None:
         clauses.append("closed_at IS NULL AND due_at < %s")
         params.append(f.overdue_at)
-    if f.since is not None:
-        clauses.append("raised_at >= %s")
-        params.append(f.since)
-    if f.until is not None:
-        clauses.append("raised_at < %s")
-        params.append(f.until)
     return clauses, params
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from api.queries.filters import scoped_where
 from storage.db import Connection
 
 READING_COLUMNS = (
@@ -31,27 +32,12 @@ class ReadingFilter:
 
 
 def _where(f: ReadingFilter) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if f.markets is not None:
-        clauses.append("market_id = ANY(%s)")
-        params.append(f.markets)
-    for column in ("market_id", "station_id", "device_id", "analyte", "commodity", "device_result"):
-        value = getattr(f, column)
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if f.since is not None:
-        clauses.append("measured_at >= %s")
-        params.append(f.since)
-    if f.until is not None:
-        clauses.append("measured_at < %s")
-        params.append(f.until)
-    return clauses, params
+    columns = ("market_id", "station_id", "device_id", "analyte", "commodity", "device_result")
+    return scoped_where(f.markets, {c: getattr(f, c) for c in columns}, "measured_at", f.since, f.until)
 
 
 def list_readings(
-    conn: Connection, f: ReadingFilter, limit: int, after: tuple[datetime, UUID] | None, include_raw: bool
+    conn: Connection, f: ReadingFilter, limit: int, after: tuple[datetime, str] | None, include_raw: bool
 ) -> list[dict[str, Any]]:
     clauses, params = _where(f)
     if after is not None:

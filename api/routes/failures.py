@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ClockDep, Database, Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
 from api.events import FeedOptions, parse_last_event_id, stream
-from api.pagination import Page, decode_cursor, encode_cursor
+from api.pagination import Page, decode_time_cursor, encode_time_cursor
 from api.queries import failures as q
 from domain import workflow
 from schemas.common import AwareDatetime, Identifier
@@ -25,16 +25,6 @@ Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
 
 Kinds = Annotated[list[workflow.Kind] | None, Query(description="failure kinds (repeatable)")]
 States = Annotated[list[workflow.State] | None, Query(description="workflow states (repeatable)")]
-
-
-def _parse_after(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
-        return None
-    raised_at, failure_id = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(raised_at), str(UUID(failure_id))
-    except (TypeError, ValueError):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
 
 
 @router.get("", response_model=Page[dict[str, Any]])
@@ -77,14 +67,14 @@ def failures(
         since=since,
         until=until,
     )
-    rows = q.list_failures(db, f, size + 1, _parse_after(cursor))
+    rows = q.list_failures(db, f, size + 1, decode_time_cursor(cursor))
     now = clock()
     for row in rows:
         row["overdue"] = row["closed_at"] is None and row["due_at"] is not None and row["due_at"] < now
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
-        next_cursor = encode_cursor([rows[-1]["raised_at"].isoformat(), rows[-1]["failure_id"]])
+        next_cursor = encode_time_cursor(rows[-1]["raised_at"], rows[-1]["failure_id"])
     return Page(items=rows, next_cursor=next_cursor)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -10,22 +9,12 @@ from fastapi import APIRouter, Query
 
 from api.deps import CurrentPrincipal, Db, SettingsDep
 from api.errors import ApiError
-from api.pagination import Page, decode_cursor, encode_cursor
+from api.pagination import Page, decode_time_cursor, encode_time_cursor
 from api.queries.readings import ReadingFilter, get_reading, list_readings
 from schemas.common import AwareDatetime, Identifier
 from schemas.reading import Verdict
 
 router = APIRouter(prefix="/v1/readings", tags=["readings"])
-
-
-def _parse_after(cursor: str | None) -> tuple[datetime, UUID] | None:
-    if cursor is None:
-        return None
-    measured_at, reading_id = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(measured_at), UUID(reading_id)
-    except (TypeError, ValueError):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
 
 
 @router.get("", response_model=Page[dict[str, Any]])
@@ -54,12 +43,12 @@ def readings(
         analyte=analyte, commodity=commodity, device_result=result.value if result else None, since=since,
         until=until,
     )
-    rows = list_readings(db, f, size + 1, _parse_after(cursor), include_raw)
+    rows = list_readings(db, f, size + 1, decode_time_cursor(cursor), include_raw)
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
         last = rows[-1]
-        next_cursor = encode_cursor([last["measured_at"].isoformat(), str(last["reading_id"])])
+        next_cursor = encode_time_cursor(last["measured_at"], last["reading_id"])
     return Page(items=rows, next_cursor=next_cursor)
 
 

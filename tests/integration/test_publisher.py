@@ -31,6 +31,8 @@ class Subscriber:
         address = parse_mqtt_url(url)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
+        if address.username:
+            self.client.username_pw_set(address.username, address.password)
         self.client.on_connect = lambda c, *a: c.subscribe(topic_filter, qos=1)
         self.client.on_subscribe = lambda *a: self._ready.set()
         self.client.on_message = self._on_message
