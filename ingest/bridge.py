@@ -3,9 +3,11 @@
 Wiring only: :func:`ingest.route.route` decides, :mod:`ingest.mqtt_in` and
 :mod:`ingest.kafka_out` move bytes.  A message is acknowledged to the broker
 after Kafka acknowledged its record (the reading, or its dead letter), so a
-reading a device saw acknowledged is never lost.  Kafka failures are retried
-with backoff from a sender thread; the MQTT network thread never blocks on
-Kafka, and nothing a device sends can stop the bridge.
+reading a device saw acknowledged is never lost.  While Kafka is healthy the
+network thread hands each record to the producer's buffer (which does not
+block: the broker's receive-maximum bounds what is in flight); once a send
+fails, records go through a sender thread that retries with backoff.
+Nothing a device sends can stop the bridge.
 """
 
 from __future__ import annotations

@@ -85,6 +85,9 @@ def start_components(settings: Settings, logs: Path) -> tuple[Settings, list[Man
             kafka = EmbeddedKafka(settings.kafka_port, logs).start()
             started.append(kafka)
             updates["kafka_bootstrap"] = kafka.bootstrap
+            if "RT_KAFKA_MAX_POLL_INTERVAL_MS" not in os.environ:
+                # Tansu forms a consumer group only after the rebalance timeout (= this setting)
+                updates["kafka_max_poll_interval_ms"] = 5000
     except BaseException:
         for component in reversed(started):
             component.stop()
@@ -114,7 +117,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    for name in ("database_url", "mqtt_url", "kafka_bootstrap", "mqtt_protocol"):
+    for name in ("database_url", "mqtt_url", "kafka_bootstrap", "mqtt_protocol", "kafka_max_poll_interval_ms"):
         env[f"RT_{name.upper()}"] = str(getattr(settings, name))
     return env
 

@@ -19,7 +19,8 @@ from tests.helpers import rows, wait_for
 
 pytestmark = pytest.mark.integration
 
-RATE, DURATION_S, CERTIFICATES = 200, 5, 200
+# enough readings that the busiest strip lot fills the invalid-rate window (50 tests) several times
+RATE, DURATION_S, CERTIFICATES = 400, 8, 200
 READING_KINDS = {"positive", "suspicious", "invalid", "verdict_mismatch", "cutoff_mismatch"}
 
 
