@@ -71,7 +71,10 @@ def test_simulated_fleet_shows_failures_and_recall_scopes(settings, pipeline, mq
     assert body["record"]["location"]["market_id"] in market_ids(config)
 
     # readings of our markets reference the stall lots of their own market
-    wait_for(lambda: len(all_pages(api_client, "/v1/readings", market_id=f"{prefix}-01")) > 200, what="readings")
+    def stored() -> int:
+        return sum(len(all_pages(api_client, "/v1/readings", market_id=m)) for m in market_ids(config))
+
+    wait_for(lambda: stored() >= RATE * DURATION_S * 0.9, timeout=60, what="the simulated readings")
     by_no = {r["certificate_no"]: r for r in records}
     referenced = 0
     for market in market_ids(config):
