@@ -52,7 +52,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PostgreSQL server (a scratch database is made)")
     parser.add_argument("--with-flagger", action="store_true", help="also run the flagger consumer (own process)")
     parser.add_argument("--skip-components", action="store_true", help="skip the components-alone figures")
-    parser.add_argument("--publishers", type=int, default=2, help="publisher processes in the flat-out phase")
+    parser.add_argument("--publishers", type=int, default=1,
+                        help="publisher processes in the flat-out phase (one outruns the pipeline; more steal its CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
 
 
