@@ -9,7 +9,9 @@ import os
 import sys
 from collections.abc import Callable
 
+from runtime.admin_cli import add_subcommands
 from schemas.settings import Settings, load_settings
+from simulators.publisher import add_simulate_arguments, run_simulate
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -110,26 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulate", action="store_true", help="also run a simulated reader fleet")
     p.add_argument("--rate", type=float, default=20.0, help="simulated readings per second")
     p.add_argument("--markets", type=int, default=3, help="simulated markets")
-    try:
-        from simulators.publisher import add_simulate_arguments, run_simulate
-
-        p = add("simulate", lambda a, s: int(run_simulate(a, s) or 0), "publish simulated readings over MQTT")
-        add_simulate_arguments(p)
-    except ImportError:  # pragma: no cover - simulator not installed
-        pass
+    p = add("simulate", lambda a, s: int(run_simulate(a, s) or 0), "publish simulated readings over MQTT")
+    add_simulate_arguments(p)
     try:
         from bench.e2e import add_bench_arguments
 
         p = add("bench", cmd_bench, "drive the whole path flat out and print figures")
         add_bench_arguments(p)
-    except ImportError:  # pragma: no cover
+    except ImportError:  # the production image has no embedded components (the [embedded] extra)
         pass
-    try:
-        from runtime.admin_cli import add_subcommands
-
-        add_subcommands(sub)
-    except ImportError:  # pragma: no cover
-        pass
+    add_subcommands(sub)
     return parser
 
 
