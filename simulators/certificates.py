@@ -115,6 +115,8 @@ class DistrictShape:
     markets: int = 25
     stalls_per_market: int = 80
     max_hops: int = 8
+    # Most lots one harvest is split into on its way to stalls (keeps a small district's products mixed).
+    max_fanout: int = 16
     region_code: str = "320412"
     prefix: str = "HGZ"
     # Market ids to use (e.g. a simulated fleet's); empty: "m00", "m01", ... up to ``markets``.
@@ -127,6 +129,22 @@ class _Gen:
         self.shape = shape
         self.seq = 0
         self.prefix = f"{shape.prefix}-{shape.region_code}-{seed}"
+        self._products: list[tuple[str, str]] = []
+
+    def product(self) -> tuple[str, str]:
+        """The next flow's product: every product once per round, the categories taken in turn (the most
+        tested first), so that even a small district carries each category the markets test."""
+        if not self._products:
+            by_category: dict[str, list[tuple[str, str]]] = {}
+            for item in PRODUCTS:
+                by_category.setdefault(item[1], []).append(item)
+            for items in by_category.values():
+                self.rng.shuffle(items)
+            queues = list(by_category.values())
+            while any(queues):
+                self._products += [q.pop() for q in queues if q]
+            self._products.reverse()
+        return self._products.pop()
 
     def number(self) -> str:
         self.seq += 1
@@ -160,7 +178,7 @@ def _roles_for(hops: int) -> list[str]:
 
 def _flow(g: _Gen, when: datetime) -> Iterator[dict[str, Any]]:
     r = g.rng
-    product = PRODUCTS[r.randrange(len(PRODUCTS))]
+    product = g.product()
     origins = [(g.number(), round(r.uniform(200, 2000), 1)) for _ in range(r.choice((1, 1, 2, 3)))]
     for no, qty in origins:
         holder, role, _, _ = g.party("producer")
@@ -190,7 +208,7 @@ def _hops(g: _Gen, lots: list[tuple[str, float]], roles: list[str], product: tup
         when += timedelta(hours=r.uniform(1, 10))
         next_lots: list[tuple[str, float]] = []
         for parent, qty in lots:
-            parts = r.choice((1, 2, 2, 3)) if qty >= 20 else 1
+            parts = r.choice((1, 2, 2, 3)) if qty >= 20 and len(lots) < g.shape.max_fanout else 1
             shares = [int(qty * 10 * w / parts * r.uniform(0.6, 1.0)) / 10 for w in [1.0] * parts]
             kind = "handoff" if parts == 1 and r.random() < 0.6 else "split"
             if kind == "handoff":

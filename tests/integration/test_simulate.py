@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import time
 import uuid
 from typing import Any
@@ -43,7 +44,7 @@ def all_pages(api_client: Any, path: str, **params: Any) -> list[dict[str, Any]]
             return items
 
 
-def test_simulated_fleet_shows_failures_and_recall_scopes(settings, pipeline, mqtt_broker, api_client):
+def test_simulated_fleet_shows_failures_and_recall_scopes(settings, pipeline, mqtt_broker, api_client, capsys):
     pipeline("store", "flagger", "chain", "deadletters")
     prefix, seed = f"s{uuid.uuid4().hex[:8]}", random.randrange(2**31)
     args = simulate_args(
@@ -55,6 +56,11 @@ def test_simulated_fleet_shows_failures_and_recall_scopes(settings, pipeline, mq
     started = time.monotonic()
     assert run_simulate(args, settings) == 0
     assert time.monotonic() - started < DURATION_S + 10
+    summary = re.search(r"published ([\d,]+) readings, 0 duplicates", capsys.readouterr().err)
+    assert summary, "the simulator prints what it published"
+    published = int(summary.group(1).replace(",", ""))
+    # the rate is a ceiling: on a busy machine the publisher sends fewer, but at least half
+    assert published >= RATE * DURATION_S * 0.5
 
     # the district chain, as the simulator made it (same seed, same day)
     config = FleetConfig(markets=2, market_prefix=prefix, seed=seed)
@@ -74,18 +80,21 @@ def test_simulated_fleet_shows_failures_and_recall_scopes(settings, pipeline, mq
     def stored() -> int:
         return sum(len(all_pages(api_client, "/v1/readings", market_id=m)) for m in market_ids(config))
 
-    wait_for(lambda: stored() >= RATE * DURATION_S * 0.9, timeout=60, what="the simulated readings")
+    wait_for(lambda: stored() == published, timeout=60, what=f"all {published} published readings")
     by_no = {r["certificate_no"]: r for r in records}
-    referenced = 0
+    referenced = total = 0
     for market in market_ids(config):
         for reading in all_pages(api_client, "/v1/readings", market_id=market):
+            total += 1
             if reading["certificate_no"]:
                 referenced += 1
                 assert reading["certificate_no"] in stall_numbers
                 cert = by_no[reading["certificate_no"]]
                 assert cert["location"]["market_id"] == market and reading["lot_code"] == cert["lot_code"]
                 assert reading["vendor_id"] == cert["location"]["stall_id"]
-    assert referenced > RATE * DURATION_S * 0.5
+    # the simulator references a lot in 80% of readings when the market has one of the commodity or
+    # category; the district always carries vegetables (most tests), so well over a quarter do
+    assert referenced > total * 0.25, (referenced, total)
 
     # failures of every per-reading kind; the bad strip lot raises its invalid-rate alarm
     def kinds() -> set[str]:

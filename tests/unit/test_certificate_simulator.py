@@ -34,6 +34,29 @@ def test_district_records_are_valid_parents_first_and_never_overdraw() -> None:
     assert stalls and all(r["location"]["market_id"] and r["holder"]["role"] == "vendor" for r in stalls)
 
 
+def test_a_small_district_carries_every_category_with_vegetables_first() -> None:
+    for seed in range(20):
+        records = list(district(200, seed=seed))
+        origins = [r for r in records if r["kind"] == "origin"]
+        assert origins[0]["product"]["category"] == "vegetable"
+        stall_categories = {r["product"]["category"] for r in stall_lots(records)}
+        assert "vegetable" in stall_categories and len(stall_categories) >= 2, (seed, stall_categories)
+    # one harvest reaches at most max_fanout lots a hop, so a flow stays a flow, not the whole district
+    shape = DistrictShape(max_fanout=4)
+    root: dict[str, str] = {}
+    depth: dict[str, int] = {}
+    lots_per_hop: dict[tuple[str, int], int] = {}
+    for rec in district(2000, seed=1, shape=shape):
+        parents = [p if isinstance(p, str) else p["certificate_no"] for p in rec["parents"]]
+        number = rec["certificate_no"]
+        root[number] = root[parents[0]] if parents else number
+        depth[number] = 1 + max((depth[p] for p in parents), default=-1)
+        key = (root[number], depth[number])
+        lots_per_hop[key] = lots_per_hop.get(key, 0) + 1
+    # below the cap a lot may still split in three
+    assert 4 < max(lots_per_hop.values()) <= 3 * (shape.max_fanout - 1)
+
+
 def test_district_is_deterministic_per_seed() -> None:
     assert list(district(50, seed=9)) == list(district(50, seed=9))
     assert list(district(50, seed=9)) != list(district(50, seed=10))
