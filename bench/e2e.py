@@ -10,6 +10,10 @@ consumers as separate processes exactly as production does; then:
 
 and counts readings lost (acknowledged by the broker, never stored) and
 doubled (stored twice) in every phase, plus each process's peak RSS.
+
+``--flagger-cost`` instead runs the flat-out phase twice on fresh stacks, without
+and with the flagger process, and prints what flagging costs: with the flagger a
+reading counts as through only once it is stored *and* judged.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", default=DEFAULT_ADMIN_DSN,
                         help="PostgreSQL server (a scratch database is made)")
     parser.add_argument("--with-flagger", action="store_true", help="also run the flagger consumer (own process)")
+    parser.add_argument("--flagger-cost", action="store_true",
+                        help="flat out without, then with the flagger: what flagging costs end to end")
     parser.add_argument("--skip-components", action="store_true", help="skip the components-alone figures")
     parser.add_argument("--publishers", type=int, default=1,
                         help="publisher processes in the flat-out phase (one outruns the pipeline; more steal its CPU)")
@@ -68,7 +74,7 @@ class Stack:
     work: Path
 
 
-def _start_stack(args: argparse.Namespace, work: Path) -> Stack:
+def _start_stack(args: argparse.Namespace, work: Path, with_flagger: bool) -> Stack:
     mosquitto = Mosquitto(free_port(), work / "mosquitto")
     mosquitto.start()
     kafka = EmbeddedKafka(free_port(), work / "kafka").start()
@@ -90,7 +96,7 @@ def _start_stack(args: argparse.Namespace, work: Path) -> Stack:
         "bridge": _spawn(["ingest"], env, work / "bridge.log"),
         "consumer": _spawn(["consume", "store", "deadletters"], env, work / "consumer.log"),
     }
-    if args.with_flagger:  # its own process, as in production (docker-compose.yml)
+    if with_flagger:  # its own process, as in production (docker-compose.yml)
         children["flagger"] = _spawn(["consume", "flagger"], env, work / "flagger.log")
     return Stack(settings, args.database_url, dbname, mosquitto, kafka, children, work)
 
@@ -138,14 +144,31 @@ def _wait_ready(stack: Stack, timeout: float = 90.0) -> None:
     raise RuntimeError(f"the pipeline did not store a probe reading within {timeout}s; logs in {stack.work}")
 
 
-def _stored_count(dsn: str) -> int:
+def _stored_count(dsn: str, table: str = "readings") -> int:
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM readings")
+            cur.execute(f"SELECT count(*) FROM {table}")
             return int(cur.fetchone()[0])  # type: ignore[index]
     finally:
         conn.close()
+
+
+def _judged(dsn: str, sent_at: dict[str, float], since_count: int, timeout: float = 300.0) -> dict[str, Any]:
+    """Wait until the flagger has judged every acknowledged reading; when the last verdict was made."""
+    expected = since_count + len(sent_at)
+    deadline = time.monotonic() + timeout
+    while _stored_count(dsn, "verdicts") < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*), extract(epoch FROM max(judged_at)) FROM verdicts"
+                        " WHERE reading_id::text = ANY(%s)", (list(sent_at),))
+            judged, last = cur.fetchone()  # type: ignore[misc]
+    finally:
+        conn.close()
+    return {"judged": int(judged), "last_judged": float(last or 0.0)}
 
 
 Message = tuple[str, str, bytes]
@@ -226,42 +249,74 @@ def run_bench(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "started": datetime.now(UTC).isoformat()}
     work = Path(tempfile.mkdtemp(prefix="rt-bench-"))
     print(f"bench: logs and scratch files in {work}", file=sys.stderr, flush=True)
-    if True:
-        if not args.skip_components:
-            figures["components"] = _components(args, work)
-            _print_components(figures["components"])
-        stack = _start_stack(args, work)
-        pids = {name: p.pid for name, p in stack.children.items()}
-        pids.update({"mosquitto": stack.mosquitto.pid or 0, "tansu": stack.kafka.pid or 0})
-        sampler = RssSampler(pids)
-        sampler.start()
-        try:
-            assert stack.settings.mqtt_url and stack.settings.database_url
-            _wait_ready(stack)
-            n_latency = int(args.rate * args.latency_duration)
-            msgs = _messages(n_latency, seed=1)
-            base = _stored_count(stack.settings.database_url)
-            sent, _ = _publish_phase(stack.settings.mqtt_url, msgs, args.rate)
-            figures["latency_phase"] = {"rate": args.rate, **_collect(stack.settings.database_url, sent, base)}
-            _print_phase(f"fixed rate {args.rate:,.0f}/s", figures["latency_phase"])
-
-            n_flat = int(7000 * args.duration)
-            print(f"bench: generating {n_flat:,} readings for the flat-out phase ...", file=sys.stderr, flush=True)
-            msgs = _messages(n_flat, seed=2)
-            base = _stored_count(stack.settings.database_url)
-            sent, _ = _publish_flat_out(stack.settings.mqtt_url, msgs, args.publishers, work)
-            figures["flat_out_phase"] = _collect(stack.settings.database_url, sent, base)
-            _print_phase("flat out", figures["flat_out_phase"])
-        finally:
-            figures["cpu_s"] = _cpu_seconds(pids)
-            sampler.stop()
-            figures["peak_rss_mb"] = sampler.peaks_mb()
-            _stop_stack(stack)
-    print("CPU seconds used: " + ", ".join(f"{k} {v:.1f}" for k, v in figures["cpu_s"].items()))
-    print("peak RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in figures["peak_rss_mb"].items()))
+    if not args.skip_components and not args.flagger_cost:
+        figures["components"] = _components(args, work)
+        _print_components(figures["components"])
+    if args.flagger_cost:
+        without = _run_stack(args, work / "without", with_flagger=False, latency_phase=False)
+        with_ = _run_stack(args, work / "with", with_flagger=True, latency_phase=False)
+        figures["without_flagger"], figures["with_flagger"] = without, with_
+        base, flagged = without["flat_out_phase"], with_["flat_out_phase"]
+        cost = 1 - flagged["judged_per_s"] / base["readings_per_s"]
+        figures["flagging_cost"] = round(cost, 3)
+        print(f"flagging cost: {base['readings_per_s']:,.0f} readings/s stored without the flagger, "
+              f"{flagged['judged_per_s']:,.0f} stored and judged with it ({flagged['readings_per_s']:,.0f} stored): "
+              f"{cost:.1%} of end-to-end throughput", flush=True)
+    else:
+        figures.update(_run_stack(args, work, with_flagger=args.with_flagger, latency_phase=True))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 0
+
+
+def _run_stack(args: argparse.Namespace, work: Path, *, with_flagger: bool, latency_phase: bool) -> dict[str, Any]:
+    """Start a fresh stack, run the phases, stop it; the figures of this stack."""
+    work.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {}
+    stack = _start_stack(args, work, with_flagger)
+    pids = {name: p.pid for name, p in stack.children.items()}
+    pids.update({"mosquitto": stack.mosquitto.pid or 0, "tansu": stack.kafka.pid or 0})
+    sampler = RssSampler(pids)
+    sampler.start()
+    label = "with the flagger" if with_flagger else "without the flagger"
+    try:
+        assert stack.settings.mqtt_url and stack.settings.database_url
+        dsn = stack.settings.database_url
+        _wait_ready(stack)
+        if latency_phase:
+            msgs = _messages(int(args.rate * args.latency_duration), seed=1)
+            base = _stored_count(dsn)
+            sent, _ = _publish_phase(stack.settings.mqtt_url, msgs, args.rate)
+            figures["latency_phase"] = {"rate": args.rate, **_collect(dsn, sent, base)}
+            _print_phase(f"fixed rate {args.rate:,.0f}/s", figures["latency_phase"])
+
+        n_flat = int(7000 * args.duration)
+        print(f"bench ({label}): generating {n_flat:,} readings for the flat-out phase ...",
+              file=sys.stderr, flush=True)
+        msgs = _messages(n_flat, seed=2)
+        base = _stored_count(dsn)
+        judged_base = _stored_count(dsn, "verdicts") if with_flagger else 0
+        sent, _ = _publish_flat_out(stack.settings.mqtt_url, msgs, args.publishers, work)
+        flat = _collect(dsn, sent, base)
+        if with_flagger:
+            judged = _judged(dsn, sent, judged_base)
+            first_sent = min(sent.values())
+            through = max(judged["last_judged"], first_sent + flat["seconds"]) - first_sent
+            flat.update(judged=judged["judged"], judged_seconds=round(through, 2),
+                        judged_per_s=round(min(judged["judged"], flat["stored"]) / max(through, 1e-9), 1))
+        figures["flat_out_phase"] = flat
+        _print_phase(f"flat out ({label})", flat)
+        if with_flagger:
+            print(f"  judged {flat['judged']:,} of them; stored and judged in {flat['judged_seconds']}s = "
+                  f"{flat['judged_per_s']:,.0f} readings/s", flush=True)
+    finally:
+        figures["cpu_s"] = _cpu_seconds(pids)
+        sampler.stop()
+        figures["peak_rss_mb"] = sampler.peaks_mb()
+        _stop_stack(stack)
+    print("CPU seconds used: " + ", ".join(f"{k} {v:.1f}" for k, v in figures["cpu_s"].items()))
+    print("peak RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in figures["peak_rss_mb"].items()), flush=True)
+    return figures
 
 
 def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -47,13 +46,14 @@ from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 from consumers.failure_store import insert_snapshots, snapshot_digest
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
+from ingest.route import Accepted, route
 from runtime.embedded import EmbeddedKafka
+from runtime.gc_tuning import tune_gc
 from runtime.kafka_topics import ensure_topics
 from runtime.mosquitto import Mosquitto
 from runtime.ports import free_port
-from schemas.envelope import reading_headers
 from schemas.settings import Settings
-from simulators.faults import FaultPlan
+from simulators.faults import add_fleet_faults
 from simulators.fleet import Fleet, FleetConfig
 from simulators.publisher import Publisher, encode, publish_fleet
 from storage.db import connect, create_database, drop_database
@@ -219,42 +219,18 @@ def _raw(conn: Any, q: StatsQuery) -> None:
 
 
 def readings(n: int, seed: int = 1) -> list[ConsumerRecord]:
-    """``n`` Kafka records of realistic readings from a small simulated fleet."""
-    rng = random.Random(seed)
-    devices = [f"dev-{i}" for i in range(50)]
-    plan = FaultPlan.default(devices, [f"CG-{i}" for i in range(10)], END)
+    """``n`` Kafka records as the bridge writes them (``ingest.route``), from a simulated fleet of 50
+    readers at DOMAIN.md §5 rates with its fault scenarios (a strip lot going bad, a silent reader, a
+    mismatching reader)."""
+    fleet = Fleet(FleetConfig(markets=25, stations_per_market=1, readers_per_station=2, seed=seed))
+    add_fleet_faults(fleet, END, silent_after=timedelta(minutes=10), bad_lot_after=200, seed=seed)
     out = []
-    for i in range(n):
-        device = devices[i % len(devices)]
-        market = f"m{i % 50 // 2}"
-        now = END + timedelta(seconds=i)
-        base = {
-            "schema": "rt.reading/1",
-            "reading_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "measured_at": now.isoformat(),
-            "sample": {
-                "sample_id": f"S-{i}",
-                "commodity": "韭菜",
-                "commodity_category": "vegetable",
-                "vendor_id": f"stall-{i % 300}",
-                "certificate_no": f"HGZ-{i % 9000}",
-                "lot_code": f"L{i % 77}",
-            },
-            "assay": {
-                "analyte": "chlorpyrifos",
-                "method": "colloidal_gold",
-                "strip_lot": f"CG-{i % 10}",
-                "cutoff_ratio": 0.8,
-            },
-            "signal": {},
-            "operator_id": "op-1",
-            "firmware": "2.4.1",
-        }
-        payload = plan.apply(base, device, now, rng) or plan.apply(base, devices[0] + "x", now, rng) or base
-        topic = f"rt/v1/markets/{market}/stations/{market}-s1/devices/{device}/readings"
-        headers = reading_headers(market, f"{market}-s1", device, topic, now)
-        value = json.dumps(payload, ensure_ascii=False).encode()
-        out.append(ConsumerRecord("rt.readings.v1", 0, None, i, 0, 0, None, value, headers, None, -1, -1, -1))
+    for i, (topic, payload) in enumerate(fleet.readings(n, END, timedelta(seconds=1))):
+        routed = route(topic, encode(payload), END + timedelta(seconds=i))
+        if not isinstance(routed, Accepted):
+            raise RuntimeError(f"the simulated fleet made an invalid reading: {routed}")
+        out.append(ConsumerRecord("rt.readings.v1", 0, None, i, 0, 0, routed.key, routed.value, routed.headers,
+                                  None, -1, -1, -1))
     return out
 
 
@@ -492,6 +468,7 @@ def main(argv: list[str] | None = None) -> None:
         help="fleet positive share during the SSE phase (more samples than the 0.3%% default)",
     )
     args = parser.parse_args(argv)
+    tune_gc(Settings().gc_gen0_threshold)  # as `rapidtrace consume` does
     if not args.skip_flagger:
         result = bench_flagger(args.admin_dsn, args.flagger_records)
         print(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ VERDICT_COLUMNS = (
 
 
 _VCOLS = ", ".join(VERDICT_COLUMNS)
+_verdict_values = operator.itemgetter(*VERDICT_COLUMNS)
 _VSTAGE = f"CREATE TEMP TABLE IF NOT EXISTS verdicts_stage AS SELECT {_VCOLS} FROM verdicts WITH NO DATA"
 
 
@@ -97,7 +99,7 @@ def insert_verdicts(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[uui
         cur.execute("TRUNCATE verdicts_stage")
         cur.copy_expert(
             f"COPY verdicts_stage ({_VCOLS}) FROM STDIN",
-            copy_buffer(tuple(r[c] for c in VERDICT_COLUMNS) for r in rows),
+            copy_buffer(map(_verdict_values, rows)),
         )
         cur.execute(
             f"INSERT INTO verdicts ({_VCOLS}) SELECT {_VCOLS} FROM verdicts_stage "

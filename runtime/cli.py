@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from runtime.admin_cli import add_subcommands
+from runtime.gc_tuning import tune_gc
 from schemas.settings import Settings, load_settings
 from simulators.publisher import add_simulate_arguments, run_simulate
 
@@ -52,6 +53,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     _require(settings, "mqtt_url", "kafka_bootstrap")
     _metrics(args.metrics_port)
+    tune_gc(settings.gc_gen0_threshold)
     run_bridge(settings)
     return 0
 
@@ -61,6 +63,7 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
     _require(settings, "database_url", "kafka_bootstrap")
     _metrics(args.metrics_port)
+    tune_gc(settings.gc_gen0_threshold)
     run_consumers(args.names, settings)
     return 0
 

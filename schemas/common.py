@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 ID_RE = re.compile(ID_PATTERN)
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 #: 1-64 chars of ``[A-Za-z0-9._-]`` (SPEC.md "Identifiers").
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -22,7 +22,7 @@ def _parse_aware(value: object) -> object:
         parsed = value
     elif isinstance(value, str):
         text = value.strip()
-        if not re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", text):
+        if not _RFC3339_RE.match(text):
             raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T08:15:03+08:00")
         try:
             parsed = datetime.fromisoformat(text.replace("z", "Z"))
@@ -43,19 +43,10 @@ def _to_utc(value: datetime) -> datetime:
 AwareDatetime = Annotated[datetime, BeforeValidator(_parse_aware), AfterValidator(_to_utc)]
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-def _reject_bool(value: object) -> object:
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    return value
-
-
-FiniteFloat = Annotated[float, BeforeValidator(_reject_bool), AfterValidator(_finite)]
+#: A JSON number (an integer or a float; not a boolean, not a string), finite: NaN, Infinity and
+#: numbers beyond double range are errors.  Validated by pydantic-core itself: two Python validators
+#: per number cost a fifth of a reading's validation.
+FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
 def utc_now() -> datetime:

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     consumer_batch_size: int = 2000
     consumer_poll_timeout_ms: int = 200
     consumer_group_prefix: str = "rapidtrace"
+    # First-generation GC threshold of the bridge and consumers (runtime/gc_tuning.py); 0: CPython's 700.
+    gc_gen0_threshold: int = Field(default=50_000, ge=0)
 
     # --- storage ---
     timescale_compress_after: str = "7 days"

@@ -1,15 +1,10 @@
 """Fault scenarios for the simulated fleet (issue 3): every failure kind appears in ``make run``.
 
-Pure and seeded: no I/O, no clock.  The fleet generator calls one hook per
-reading it is about to publish::
-
-    plan = FaultPlan.default(devices=[...], strip_lots=[...], start=now)
-    payload = plan.apply(payload, device_id, now, rng)   # None: the device stays silent
-
-``apply`` draws the verdict at DOMAIN.md §5 rates (settable in :class:`Rates`),
-writes C/T lines (or an inhibition percent) that the server will judge that
-way with the project-default thresholds (both drawn by :mod:`simulators.strips`,
-as the fleet draws them), and layers the scenarios on top:
+Pure and seeded: no I/O, no clock.  The fleet (:mod:`simulators.fleet`) draws
+each reading at DOMAIN.md §5 rates and calls every fault it was given
+(``Fleet.add_fault``) on the payload it is about to publish; a fault returns
+the payload, a rewritten one, or None (the device stays silent).  The
+scenarios:
 
 * :class:`BadStripLot`: a strip lot whose invalid rate jumps after a point;
 * :class:`SilentReader`: a device that stops publishing for a while;
@@ -21,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,20 +24,6 @@ from domain.judging import Thresholds
 from schemas.reading import Verdict
 from simulators import strips
 from simulators.fleet import Fleet
-
-
-@dataclass(frozen=True)
-class Rates:
-    """DOMAIN.md §5 defaults."""
-
-    positive: float = 0.003
-    suspicious: float = 0.003
-    invalid: float = 0.01
-    disagreement: float = 0.001
-
-
-def draw_verdict(rng: random.Random, rates: Rates) -> Verdict:
-    return Verdict(strips.draw_verdict(rng, rates.positive, rates.suspicious, rates.invalid))
 
 
 def make_lines(verdict: Verdict, rng: random.Random, th: Thresholds | None = None) -> tuple[float, float]:
@@ -118,51 +99,6 @@ class MismatchingReader:
 def flip(device_result: object) -> str:
     """A verdict that is certainly different from ``device_result``."""
     return Verdict.POSITIVE.value if device_result == Verdict.NEGATIVE.value else Verdict.NEGATIVE.value
-
-
-@dataclass
-class FaultPlan:
-    """All scenarios of one run, applied per reading by :meth:`apply`."""
-
-    rates: Rates = field(default_factory=Rates)
-    bad_lots: Sequence[BadStripLot] = ()
-    silent: Sequence[SilentReader] = ()
-    mismatching: Sequence[MismatchingReader] = ()
-    _lot_counts: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def default(
-        cls, devices: Sequence[str], strip_lots: Sequence[str], start: datetime, rates: Rates | None = None
-    ) -> FaultPlan:
-        """One of each scenario: the last strip lot goes bad after 200 strips, the first device goes
-        silent 10 minutes in for 3 hours, the second device reports a wrong cut-off and flips verdicts."""
-        return cls(
-            rates=rates or Rates(),
-            bad_lots=[BadStripLot(strip_lots[-1], starts_after=200)] if strip_lots else [],
-            silent=[SilentReader(devices[0], start + timedelta(minutes=10))] if devices else [],
-            mismatching=[MismatchingReader(devices[1])] if len(devices) > 1 else [],
-        )
-
-    def apply(
-        self, payload: dict[str, Any], device_id: str, now: datetime, rng: random.Random
-    ) -> dict[str, Any] | None:
-        """The payload to publish for this reading, or None when the device is silent now."""
-        if any(s.silent(device_id, now) for s in self.silent):
-            return None
-        out = set_verdict(payload, draw_verdict(rng, self.rates), rng)
-        lot = (out.get("assay") or {}).get("strip_lot")
-        for bad in self.bad_lots:
-            if lot == bad.strip_lot:
-                index = self._lot_counts.get(lot, 0)
-                self._lot_counts[lot] = index + 1
-                if bad.is_invalid(index, 0.0, now) and out["signal"].get("c_line") is not None:
-                    out = set_verdict(out, Verdict.INVALID, rng)
-        if rng.random() < self.rates.disagreement:
-            out["device_result"] = flip(out.get("device_result"))
-        for reader in self.mismatching:
-            if reader.device_id == device_id:
-                out = reader.rewrite(out, rng)
-        return out
 
 
 # --- the fleet's fault hook (simulators.fleet.Fault): apply(station_id, device_id, strip_lot, payload, now) ---
