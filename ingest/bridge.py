@@ -95,6 +95,10 @@ class Bridge:
     def pending(self) -> int:
         return self._inflight
 
+    @property
+    def mqtt_disconnects(self) -> int:
+        return self._source.disconnects
+
     # --- message path ---
     def on_message(self, mqtt_topic: str, payload: bytes, ack: Ack) -> None:
         if not self._accepting:

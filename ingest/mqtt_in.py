@@ -19,10 +19,13 @@ from urllib.parse import unquote, urlparse
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client import Counter
 
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DISCONNECTS = Counter("rt_bridge_mqtt_disconnects_total", "Unexpected disconnections of the bridge from MQTT")
 
 Ack = Callable[[], None]
 OnMessage = Callable[[str, bytes, Ack], None]
@@ -80,6 +83,7 @@ class _BufferedClient(mqtt.Client):
     """
 
     _CHUNK = 64 * 1024
+    _WRITE_EVERY = 256  # packets read between writes of what is queued (acknowledgements)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -104,8 +108,15 @@ class _BufferedClient(mqtt.Client):
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         rc = super().loop_read(max_packets)
+        handled = 1
         while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and self._buffered():
             rc = super().loop_read(max_packets)
+            handled += 1
+            if handled % self._WRITE_EVERY == 0 and self.want_write():
+                # A backlog can keep this loop busy for minutes (a packet straddling the end of the
+                # buffer refills it); write the acknowledgements queued meanwhile, or the broker sees a
+                # silent client and drops it at 1.5 x keepalive.
+                self.loop_write()
         return rc
 
 
@@ -120,6 +131,7 @@ class MqttSource:
         self._on_message = on_message
         self.connected = threading.Event()
         self.last_error: str | None = None
+        self.disconnects = 0  # unexpected ones (the broker dropped us, the network failed)
         v5 = settings.mqtt_protocol == "5"
         self._client = _BufferedClient(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -144,7 +156,7 @@ class MqttSource:
         self._client.on_message = self._handle_message
 
     def start(self) -> None:
-        kwargs: dict[str, object] = {"keepalive": 30}
+        kwargs: dict[str, object] = {"keepalive": self._settings.mqtt_keepalive_s}
         if self._settings.mqtt_protocol == "5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self._settings.mqtt_session_expiry_s
@@ -172,6 +184,8 @@ class MqttSource:
     def _handle_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         self.connected.clear()
         if getattr(reason, "is_failure", False):
+            self.disconnects += 1
+            DISCONNECTS.inc()
             self.last_error = f"MQTT disconnected: {reason}"
             log.warning("%s; reconnecting", self.last_error)
 

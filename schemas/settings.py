@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     mqtt_shared_group: str = "rapidtrace"
     mqtt_session_expiry_s: int = 7 * 24 * 3600
     mqtt_receive_maximum: int = 10000
+    # The broker drops a client it has heard nothing from for 1.5 x this.
+    mqtt_keepalive_s: int = Field(default=30, ge=1, le=65535)
     mqtt_topic_filter: str = "rt/v1/markets/+/stations/+/devices/+/readings"
     mqtt_certificate_filter: str = "rt/v1/markets/+/entry/+/certificates"
     # The device registry writes Mosquitto's password and ACL files here, then SIGHUPs the

@@ -13,6 +13,7 @@ import pytest
 
 from runtime.embedded import EmbeddedKafka
 from runtime.kafka_topics import ensure_topics
+from runtime.mosquitto import Mosquitto, find_mosquitto
 from runtime.ports import free_port
 from storage.db import connect
 from tests.helpers import encode, publish, reading_payload, reading_topic, rows, scalar, wait_for
@@ -142,3 +143,29 @@ def test_database_dropping_connections_pauses_the_consumer_which_resumes_by_itse
         stop.set()
         killer.join()
     wait_for(lambda: _stored(settings) == total, timeout=60, what=f"{total} rows once connections stay up")
+
+
+def test_bridge_keeps_acknowledging_while_a_backlog_streams_in(settings, pipeline, tmp_path):
+    """A backlog held by the broker keeps the bridge's socket full for seconds; the bridge must still
+    write its PUBACKs meanwhile, or the broker takes it for dead at 1.5 x keepalive and drops it (and
+    redelivers everything in flight)."""
+    if find_mosquitto() is None:
+        pytest.skip("needs a Mosquitto binary: the project's broker config holds a backlog of any size")
+    # no in-flight cap: the whole backlog streams in at once (~10 s of reading here); a bridge that
+    # wrote nothing until its socket ran dry would be dropped after 1.5 s, again and again
+    broker = Mosquitto(free_port(), tmp_path / "mosquitto", extra_conf="max_inflight_messages 0\n")
+    broker.start()
+    try:
+        s = settings.with_overrides(mqtt_url=broker.url, mqtt_protocol="5", mqtt_keepalive_s=1,
+                                    mqtt_receive_maximum=65535)
+        p = pipeline(settings_override=s)  # the bridge: its session and subscription now exist
+        p.stop_bridge()
+        payloads = [reading_payload() for _ in range(30000)]
+        publish(s.mqtt_url, "5", [(reading_topic(), encode(x)) for x in payloads], timeout=120)
+        p.start_consumers("store")
+        p.start_bridge()  # receives the backlog: several seconds of reading at 1 s keepalive
+        wait_for(lambda: _stored(s) >= len(payloads), timeout=120, what=f"all {len(payloads)} readings")
+        assert p.bridge.mqtt_disconnects == 0, "the broker dropped the bridge while it read the backlog"
+        assert _stored(s) == len(payloads)
+    finally:
+        broker.stop()
