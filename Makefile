@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench bench-quick migrate clean
+.PHONY: run test lint unit integration bench bench-quick bench-flagger-cost migrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/rapidtrace bench --duration 15 --rate 1000
+
+bench-flagger-cost: $(STAMP)
+	$(BIN)/rapidtrace bench --flagger-cost
 
 migrate: $(STAMP)
 	$(BIN)/rapidtrace migrate
