@@ -25,24 +25,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from bench.stack import BenchStack
 from bench.stats import RssSampler, percentiles
 from runtime.embedded import EmbeddedKafka
-from runtime.kafka_topics import ensure_topics
 from runtime.mosquitto import Mosquitto
 from runtime.ports import free_port
-from schemas.settings import Settings
 from simulators.fleet import Fleet, FleetConfig
 from simulators.publisher import Publisher, RateLimiter, encode
-from storage.db import connect, create_database, drop_database
-from storage.migrate import migrate
+from storage.db import connect
 
 DEFAULT_ADMIN_DSN = os.environ.get("RT_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -63,61 +59,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
 
 
-@dataclass
-class Stack:
-    settings: Settings
-    admin_dsn: str
-    dbname: str
-    mosquitto: Mosquitto
-    kafka: EmbeddedKafka
-    children: dict[str, subprocess.Popen[bytes]]
-    work: Path
-
-
-def _start_stack(args: argparse.Namespace, work: Path, with_flagger: bool) -> Stack:
-    mosquitto = Mosquitto(free_port(), work / "mosquitto")
-    mosquitto.start()
-    kafka = EmbeddedKafka(free_port(), work / "kafka").start()
-    dbname = f"rt_bench_{uuid.uuid4().hex[:8]}"
-    dsn = create_database(args.database_url, dbname)
-    settings = Settings(
-        database_url=dsn, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}", mqtt_protocol="5",
-        kafka_bootstrap=kafka.bootstrap, kafka_max_poll_interval_ms=5000, kafka_session_timeout_ms=6000,
-        mqtt_client_id=f"bench-bridge-{dbname}",
-    )
-    migrate(dsn, settings)
-    ensure_topics(kafka.bootstrap, [settings.topic_readings, settings.topic_deadletter, settings.topic_alerts,
-                                    settings.topic_certificates], partitions=settings.topic_partitions, replication=1)
-    env = dict(os.environ)
-    env.update({"RT_DATABASE_URL": dsn, "RT_MQTT_URL": settings.mqtt_url or "", "RT_MQTT_PROTOCOL": "5",
-                "RT_KAFKA_BOOTSTRAP": kafka.bootstrap, "RT_KAFKA_MAX_POLL_INTERVAL_MS": "5000",
-                "RT_KAFKA_SESSION_TIMEOUT_MS": "6000", "RT_MQTT_CLIENT_ID": settings.mqtt_client_id})
-    children = {
-        "bridge": _spawn(["ingest"], env, work / "bridge.log"),
-        "consumer": _spawn(["consume", "store", "deadletters"], env, work / "consumer.log"),
-    }
+def _start_stack(args: argparse.Namespace, work: Path, with_flagger: bool) -> BenchStack:
+    stack = BenchStack.start(args.database_url, work, "e2e")
+    stack.spawn("bridge", "ingest")
+    stack.spawn("consumer", "consume", "store", "deadletters")
     if with_flagger:  # its own process, as in production (docker-compose.yml)
-        children["flagger"] = _spawn(["consume", "flagger"], env, work / "flagger.log")
-    return Stack(settings, args.database_url, dbname, mosquitto, kafka, children, work)
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "runtime.cli", *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-
-
-def _stop_stack(stack: Stack) -> None:
-    for proc in stack.children.values():
-        proc.terminate()
-    for proc in stack.children.values():
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    stack.kafka.stop()
-    stack.mosquitto.stop()
-    drop_database(stack.admin_dsn, stack.dbname)
+        stack.spawn("flagger", "consume", "flagger")
+    return stack
 
 
 def _messages(count: int, seed: int) -> list[tuple[str, str, bytes]]:
@@ -129,7 +77,7 @@ def _messages(count: int, seed: int) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def _wait_ready(stack: Stack, timeout: float = 90.0) -> None:
+def _wait_ready(stack: BenchStack, timeout: float = 90.0) -> None:
     """Publish a probe (again every 2 s: the bridge may not have subscribed yet) until it is stored."""
     assert stack.settings.mqtt_url and stack.settings.database_url
     probe = _messages(1, seed=999)
@@ -274,8 +222,7 @@ def _run_stack(args: argparse.Namespace, work: Path, *, with_flagger: bool, late
     work.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {}
     stack = _start_stack(args, work, with_flagger)
-    pids = {name: p.pid for name, p in stack.children.items()}
-    pids.update({"mosquitto": stack.mosquitto.pid or 0, "tansu": stack.kafka.pid or 0})
+    pids = stack.pids()
     sampler = RssSampler(pids)
     sampler.start()
     label = "with the flagger" if with_flagger else "without the flagger"
@@ -313,7 +260,7 @@ def _run_stack(args: argparse.Namespace, work: Path, *, with_flagger: bool, late
         figures["cpu_s"] = _cpu_seconds(pids)
         sampler.stop()
         figures["peak_rss_mb"] = sampler.peaks_mb()
-        _stop_stack(stack)
+        stack.stop()
     print("CPU seconds used: " + ", ".join(f"{k} {v:.1f}" for k, v in figures["cpu_s"].items()))
     print("peak RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in figures["peak_rss_mb"].items()), flush=True)
     return figures

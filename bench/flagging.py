@@ -26,15 +26,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,14 +40,12 @@ import httpx
 from kafka.consumer.fetcher import ConsumerRecord
 
 from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
+from bench.stack import BenchStack
 from consumers.failure_store import insert_snapshots, snapshot_digest
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
 from ingest.route import Accepted, route
-from runtime.embedded import EmbeddedKafka
 from runtime.gc_tuning import tune_gc
-from runtime.kafka_topics import ensure_topics
-from runtime.mosquitto import Mosquitto
 from runtime.ports import free_port
 from schemas.settings import Settings
 from simulators.faults import add_fleet_faults
@@ -269,75 +264,14 @@ def bench_flagger(admin_dsn: str, n: int) -> dict[str, Any]:
 # --- MQTT → SSE latency under fleet load -------------------------------------------------------------
 
 
-@dataclass
-class SseStack:
-    settings: Settings
-    dbname: str
-    api_port: int
-    mosquitto: Mosquitto
-    kafka: EmbeddedKafka
-    children: list[subprocess.Popen[bytes]]
-    work: Path
-
-
-def _start_sse_stack(admin_dsn: str, work: Path) -> SseStack:
-    mosquitto = Mosquitto(free_port(), work / "mosquitto")
-    mosquitto.start()
-    kafka = EmbeddedKafka(free_port(), work / "kafka").start()
-    dbname = f"rt_bench_sse_{uuid.uuid4().hex[:8]}"
-    dsn = create_database(admin_dsn, dbname)
-    settings = Settings(
-        database_url=dsn,
-        mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
-        mqtt_protocol="5",
-        kafka_bootstrap=kafka.bootstrap,
-        mqtt_client_id=f"bench-bridge-{dbname}",
-    )
-    migrate(dsn, settings)
-    ensure_topics(
-        kafka.bootstrap,
-        [settings.topic_readings, settings.topic_deadletter, settings.topic_alerts, settings.topic_certificates],
-        partitions=settings.topic_partitions,
-        replication=1,
-    )
+def _start_sse_stack(admin_dsn: str, work: Path) -> tuple[BenchStack, int]:
+    """The whole pipeline with the flagger and the API (no auth); returns the stack and the API port."""
     api_port = free_port()
-    env = {
-        **os.environ,
-        "RT_DATABASE_URL": dsn,
-        "RT_MQTT_URL": settings.mqtt_url or "",
-        "RT_MQTT_PROTOCOL": "5",
-        "RT_KAFKA_BOOTSTRAP": kafka.bootstrap,
-        "RT_KAFKA_MAX_POLL_INTERVAL_MS": "5000",
-        "RT_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "RT_MQTT_CLIENT_ID": settings.mqtt_client_id,
-        "RT_API_AUTH": "false",
-        "RT_API_PORT": str(api_port),
-    }
-    children = [
-        _spawn(args, env, work / f"{args[0]}.log")
-        for args in (["ingest"], ["consume", "store", "deadletters", "flagger"], ["api"])
-    ]
-    return SseStack(settings, dbname, api_port, mosquitto, kafka, children, work)
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "runtime.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def _stop_sse_stack(stack: SseStack, admin_dsn: str) -> None:
-    for proc in stack.children:
-        proc.terminate()
-    for proc in stack.children:
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    stack.kafka.stop()
-    stack.mosquitto.stop()
-    drop_database(admin_dsn, stack.dbname)
+    stack = BenchStack.start(admin_dsn, work, "sse", RT_API_AUTH="false", RT_API_PORT=str(api_port))
+    stack.spawn("ingest", "ingest")
+    stack.spawn("consume", "consume", "store", "deadletters", "flagger")
+    stack.spawn("api", "api")
+    return stack, api_port
 
 
 class SseListener:
@@ -365,7 +299,7 @@ class SseListener:
                         self.arrived.setdefault(data["reading_id"], time.time())
 
 
-def _wait_for_flagger(stack: SseStack, timeout: float = 120.0) -> None:
+def _wait_for_flagger(stack: BenchStack, timeout: float = 120.0) -> None:
     """Publish a positive probe every 2 s until the flagger has judged one (groups formed)."""
     assert stack.settings.mqtt_url and stack.settings.database_url
     fleet = Fleet(FleetConfig(markets=1, positive_rate=1.0, suspicious_rate=0.0, invalid_rate=0.0, seed=7))
@@ -389,10 +323,10 @@ def _wait_for_flagger(stack: SseStack, timeout: float = 120.0) -> None:
 
 def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rt-bench-sse-") as tmp:
-        stack = _start_sse_stack(admin_dsn, Path(tmp))
+        stack, api_port = _start_sse_stack(admin_dsn, Path(tmp))
         try:
             _wait_for_flagger(stack)
-            listener = SseListener(f"http://127.0.0.1:{stack.api_port}/v1/failures/stream")
+            listener = SseListener(f"http://127.0.0.1:{api_port}/v1/failures/stream")
             listener.thread.start()
             if not listener.connected.wait(30):
                 raise RuntimeError("the SSE stream did not open")
@@ -412,7 +346,7 @@ def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float
             listener.stop.set()
             latencies = sorted((listener.arrived[r] - sent_at[r]) * 1000 for r in positives if r in listener.arrived)
         finally:
-            _stop_sse_stack(stack, admin_dsn)
+            stack.stop()
     n = len(latencies)
     pick = (lambda q: round(latencies[min(n - 1, int(q * n))], 1)) if n else (lambda q: None)
     return {

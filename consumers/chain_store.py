@@ -43,6 +43,7 @@ from domain.chain import (
 )
 from ingest.kafka_out import deadletter_value, make_producer
 from schemas.certificate import CertificateRecord
+from schemas.common import describe_validation_error
 from schemas.settings import Settings
 from storage.db import Connection
 
@@ -95,8 +96,7 @@ def parse_value(raw: bytes) -> CertificateRecord:
         errors = exc.errors()
         if errors and errors[0]["type"] == "json_invalid":
             raise ValueError(f"not JSON: {errors[0]['msg']}") from None
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
-        raise ValueError(problems) from None
+        raise ValueError(describe_validation_error(exc, what="record")) from None
 
 
 class _Batch:

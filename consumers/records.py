@@ -6,7 +6,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
 from consumers.runner import PoisonRecord
-from ingest.route import describe_validation_error
+from schemas.common import describe_validation_error
 from schemas.envelope import ReadingRecord, RecordError
 
 

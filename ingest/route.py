@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from domain.chain import canonical_json, canonical_record
 from schemas.certificate import parse_certificate
-from schemas.common import ID_RE
+from schemas.common import ID_RE, describe_validation_error
 from schemas.envelope import reading_headers
 from schemas.reading import MAX_PAYLOAD_BYTES, Reading
 
@@ -66,15 +66,6 @@ def parse_json_object(raw: bytes) -> dict[str, Any] | Rejected:
     if not isinstance(obj, dict):
         return Rejected(INVALID_READING, f"payload must be a JSON object, got a JSON {type(obj).__name__}")
     return obj
-
-
-def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:
-    parts = []
-    for err in exc.errors()[:limit]:
-        path = ".".join(str(p) for p in err["loc"]) or "(message)"
-        parts.append(f"{path}: {err['msg']}")
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 def parse_topic(mqtt_topic: str) -> tuple[str, str, str] | Rejected:

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints, ValidationError
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 ID_RE = re.compile(ID_PATTERN)
@@ -56,3 +56,13 @@ def utc_now() -> datetime:
 def rfc3339(value: datetime) -> str:
     """RFC 3339 text of an aware datetime, in UTC with an explicit offset."""
     return value.astimezone(UTC).isoformat()
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 10, what: str = "(message)") -> str:
+    """A dead-letter reason: each failing field's path (``what`` for the whole) and message, ``; ``-separated."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        path = ".".join(str(p) for p in err["loc"]) or what
+        parts.append(f"{path}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -143,17 +143,24 @@ def test_a_correction_supersedes_and_replaces_the_old_draw(db_dsn: str, api_clie
             conn.close()
 
 
+def edit_quantity_behind_the_trigger(dsn: str, certificate_no: str) -> None:
+    """What a superuser can do: change a stored record in place, bypassing the immutability trigger."""
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET session_replication_role = replica")
+            cur.execute("UPDATE certificates SET record = jsonb_set(record, '{quantity,value}', '900')"
+                        " WHERE certificate_no = %s", (certificate_no,))
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def test_verify_names_a_row_edited_directly_in_the_database(db_dsn: str, api_client: Any) -> None:
     store(db_dsn, sample_chain())
     clean = api_client.get("/v1/certificates/T1/verify").json()
     assert clean["ok"] is True and clean["checked"] == 5 and clean["first_altered"] is None
-    conn = connect(db_dsn)
-    with conn.cursor() as cur:
-        cur.execute("SET session_replication_role = replica")  # a superuser bypassing the immutability trigger
-        cur.execute("""UPDATE certificates SET record = jsonb_set(record, '{quantity,value}', '900')
-                       WHERE certificate_no = 'M1'""")
-    conn.commit()
-    conn.close()
+    edit_quantity_behind_the_trigger(db_dsn, "M1")
     found = api_client.get("/v1/certificates/T1/verify").json()
     assert found["ok"] is False and found["first_altered"] == "M1"
     assert {a["certificate_no"] for a in found["alterations"]} == {"M1"}
@@ -321,13 +328,7 @@ def test_operator_sees_only_its_markets_and_producer_submits_only_as_itself(db_d
 
 def test_a_producer_sees_neither_its_suppliers_nor_their_numbers(db_dsn: str, api_client: Any) -> None:
     store(db_dsn, sample_chain())
-    conn = connect(db_dsn)
-    with conn.cursor() as cur:
-        cur.execute("SET session_replication_role = replica")  # a superuser bypassing the immutability trigger
-        cur.execute("""UPDATE certificates SET record = jsonb_set(record, '{quantity,value}', '900')
-                       WHERE certificate_no = 'M1'""")
-    conn.commit()
-    conn.close()
+    edit_quantity_behind_the_trigger(db_dsn, "M1")
     as_principal(api_client, role="producer", name="wholesaler", holder_id="whs-1")
     up = api_client.get("/v1/certificates/S1/trace").json()
     assert {n["certificate_no"] for n in up["nodes"]} == {"S1", "T1", "T2"}  # not M1, O1, O2 upstream
