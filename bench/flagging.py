@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         help="fleet positive share during the SSE phase (more samples than the 0.3%% default)",
     )
     args = parser.parse_args(argv)
-    tune_gc(Settings().gc_gen0_threshold)  # as `rapidtrace consume` does
+    tune_gc(Settings().gc_gen0_threshold)  # as `rapidtrace consume` does (RT_GC_GEN0_THRESHOLD)
     if not args.skip_flagger:
         result = bench_flagger(args.admin_dsn, args.flagger_records)
         print(

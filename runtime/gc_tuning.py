@@ -4,9 +4,12 @@ A batch of 2,000 readings keeps ~100,000 young objects alive (pydantic models,
 dicts, strings) for a few milliseconds.  With CPython's default first-generation
 threshold of 700 allocations, the collector runs ~150 times a batch and each
 older-generation pass rescans everything alive; measured on the flagger, that
-was a third of its CPU (178 → 120 µs a reading with the settings below).  The
-messages hold no reference cycles, so collecting less often frees the same
-memory: reference counting frees each batch when it is done.
+was a third of its CPU (178 → 120 µs a reading with the settings below).
+
+It is off by default (``RT_GC_GEN0_THRESHOLD=0``): with 50,000 on every process,
+positive → SSE latency at 1,000 readings/s rose from p99 2.1 s to 5.7-6.3 s in
+``python -m bench.flagging --sse`` on the same machine (cause not yet found;
+Kafka futures and their callbacks form cycles that then wait for a collection).
 """
 
 from __future__ import annotations
