@@ -7,7 +7,7 @@ older-generation pass rescans everything alive; measured on the flagger, that
 was a third of its CPU (178 → 120 µs a reading with the settings below).
 
 It is off by default (``RT_GC_GEN0_THRESHOLD=0``): with 50,000 on every process,
-positive → SSE latency at 1,000 readings/s rose from p99 2.1 s to 5.7-6.3 s in
+positive → SSE latency at 1,000 readings/s rose from p99 2.1-3.4 s to 5.7-6.3 s in
 ``python -m bench.flagging --sse`` on the same machine (cause not yet found;
 Kafka futures and their callbacks form cycles that then wait for a collection).
 """
