@@ -27,8 +27,6 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from consumers import chain_sql as q
-from consumers.chain_sql import Known
 from domain.chain import (
     Problem,
     Rejection,
@@ -45,6 +43,8 @@ from ingest.kafka_out import deadletter_value, make_producer
 from schemas.certificate import CertificateRecord
 from schemas.common import describe_validation_error
 from schemas.settings import Settings
+from storage import chain as q
+from storage.chain import Known
 from storage.db import Connection
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from consumers.chain_sql import insert_certificates, insert_links
 from domain.chain import canonical_digest, canonical_json, canonical_record, record_columns
 from schemas.certificate import CertificateRecord
+from storage.chain import insert_certificates, insert_links
 from storage.db import Connection
 
 

@@ -1,4 +1,4 @@
-"""SQL of the chain consumer: read what a batch needs, write what it accepted or holds."""
+"""SQL of the chain's writers (chain consumer, bulk loader): read what a batch needs, write what it accepts or holds."""
 
 from __future__ import annotations
 
