@@ -40,7 +40,7 @@ def _rows(records: Iterable[dict[str, Any]], state: LoadState
         depth = 1 + max((state.depths[p] for p in parents), default=-1)
         state.digests[rec.certificate_no] = digest
         state.depths[rec.certificate_no] = depth
-        cert = (*record_columns(rec).values(), record_json.decode(), digest, depth)
+        cert = (*record_columns(rec).values(), record_json.decode(), digest, depth, None)
         links = [(rec.certificate_no, no, q.value, q.unit.value, q.base, parents[no]) for no, q in rec.moved()]
         yield cert, links
 
