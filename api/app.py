@@ -18,6 +18,7 @@ from schemas.common import utc_now
 from schemas.settings import Settings
 
 ROUTERS = ("health", "readings", "deadletters", "failures", "devices", "stats", "thresholds", "certificates",
+           "recall_scope",
            "admin")
 
 DESCRIPTION = """\
