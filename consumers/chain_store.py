@@ -41,9 +41,10 @@ from domain.chain import (
     record_columns,
     supersede_problems,
 )
-from ingest.kafka_out import deadletter_value, make_producer
+from ingest.kafka_out import make_producer
 from schemas.certificate import CertificateRecord
 from schemas.common import describe_validation_error
+from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
 from storage.db import Connection
 
