@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.auth import LIMITER, TOKEN_PREFIX, hash_token
 from api.deps import Database
+from api.web.console import failure, live, today
 from api.web.console import session as sess
 from api.web.console.forms import form_fields
 from api.web.templating import render
@@ -62,3 +63,7 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/console/login", status_code=303)
     sess.clear_cookie(response)
     return response
+
+
+for _module in (today, live, failure):
+    router.include_router(_module.router)
