@@ -46,6 +46,7 @@ from schemas.envelope import ReadingRecord
 from schemas.reading import Method, Reading, Verdict
 from schemas.settings import Settings
 from storage import readings as readings_store
+from storage import registry
 from storage.db import Connection, connect
 
 log = logging.getLogger(__name__)
@@ -413,7 +414,7 @@ class Flagger:
 
     def silent(self, conn: Connection, now: datetime) -> list[store.NewFailure]:
         out = []
-        for s in silent_devices(store.devices_seen(conn), now, self.rules.anomaly):
+        for s in silent_devices(store.devices_seen(conn), now, self.rules.anomaly, registry.station_hours(conn)):
             d = s.device
             key = f"silent_device:{d.device_id}:{rfc3339(d.last_seen)}"
             hours = s.silent_for.total_seconds() / 3600
