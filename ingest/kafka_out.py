@@ -7,10 +7,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
-from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
-
-__all__ = ["KeyHashCache", "deadletter_value", "make_producer"]
 
 
 class KeyHashCache(DefaultPartitioner):
@@ -58,3 +55,4 @@ def make_producer(settings: Settings, *, client_id: str = "rapidtrace") -> Kafka
         enable_idempotence=False,
         partitioner=KeyHashCache(),
     )
+

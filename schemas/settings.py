@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     api_page_max: int = 1000
     api_page_default: int = 100
     api_auth: bool = True
+    # HMAC key of console session cookies (api/web/console/session.py); unset: random per API process.
+    console_secret: SecretStr | None = None
 
     def with_overrides(self, **changes: object) -> Settings:
         return self.model_copy(update=changes)

@@ -227,7 +227,9 @@ def reading_sample(conn: Connection, reading_id: UUID, markets: Sequence[str] | 
                       r.commodity, r.analyte, r.device_result, v.server_result
                FROM readings r
                LEFT JOIN verdicts v ON v.reading_id = r.reading_id AND v.measured_at = r.measured_at
-               WHERE r.reading_id = %(id)s::uuid""" + _IN_MARKETS.format(column="r.market_id") +
+               WHERE r.reading_id = %(id)s::uuid AND r.measured_at = (
+                   SELECT measured_at FROM reading_ids WHERE reading_id = %(id)s::uuid)""" +
+            _IN_MARKETS.format(column="r.market_id") +
             " ORDER BY r.measured_at DESC LIMIT 1",
             {"id": str(reading_id), "markets": None if markets is None else list(markets)},
         )
