@@ -202,11 +202,11 @@ def province_phase(dsn: str, samples: Samples, partitions: int) -> Figures:
             out[f"trace_{way}_ms"] = _ms(times)
         if samples.eight_hops:
             plan = chain_bulk.explain_partitioned_walk(conn, samples.eight_hops[0], "up")
-            probes = [line for line in plan.splitlines() if "Scan using" in line]
+            scans = [line.strip() for line in plan.splitlines() if " on province_links_up_" in line]
             out["up_8_hops_partition_probes"] = {
-                "partition_indexes_in_plan": len(probes),
-                "never_executed": sum("never executed" in line for line in probes),
-                "index": probes[0].split(" using ")[1].split(" on ")[0] if probes else None}
+                "partitions_in_plan": len(scans),
+                "never_executed": sum("never executed" in line for line in scans),
+                "first_scan": scans[0].split(" on ")[0] if scans else None}
             conn.rollback()
         return out
     finally:
@@ -373,7 +373,7 @@ def run(args: argparse.Namespace) -> Figures:
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--certificates", type=int, default=1_000_000, help="certificates to bulk load")
     parser.add_argument("--consumer", type=int, default=30_000, help="certificates through Kafka (0: skip)")
@@ -383,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kafka", default=None, help="bootstrap of a running broker (default: start Tansu)")
     parser.add_argument("--partitions", type=int, default=0,
                         help="also measure the province layout with this many hash partitions per table (0: skip)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     started = time.perf_counter()
     figures = run(args)
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
