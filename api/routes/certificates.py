@@ -160,7 +160,10 @@ SUBMIT_ROUTE = "POST /v1/certificates"
 def _refused(producer: KafkaProducer, settings: Settings, body: Any, principal: Principal, exc: ApiError) -> None:
     """A submission refused with 422 becomes a dead letter (source ``http``), so the regulator sees it
     like the MQTT ones; if Kafka is away the caller still gets its 422 (and the log says so)."""
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: keep it escaped
+        raw = json.dumps(body, separators=(",", ":")).encode()
     reason = f"{exc.message} (from {principal.role} {principal.name!r})"
     try:
         producer.send(settings.topic_deadletter, key=SUBMIT_ROUTE.encode(),
