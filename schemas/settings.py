@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     mqtt_port: int = 11883
     kafka_port: int = 19092
     pg_port: int = 15432
+    # `rapidtrace up`: a component that ran this long has its restart backoff reset
+    supervise_stable_s: float = 60.0
+    # `rapidtrace up` warns when the embedded Tansu's resident memory passes this (MiB)
+    tansu_rss_warn_mb: int = 1024
+    # `rapidtrace up --simulate`: readings per second of the simulated fleet; unset: the district
+    # rate of DOMAIN.md section 5 (30 tests a station a day)
+    fleet_rate: float | None = None
+    # /healthz answers 503 this long after a consumer found its Kafka log started over
+    kafka_reset_alert_s: float = 900.0
 
     # --- MQTT (bridge) ---
     mqtt_protocol: Literal["3.1.1", "5"] = "5"
@@ -87,6 +96,10 @@ class Settings(BaseSettings):
     api_auth: bool = True
     # HMAC key of console session cookies (api/web/console/session.py); unset: random per API process.
     console_secret: SecretStr | None = None
+    # lifetime of issued API tokens in days (`--no-expiry` on issue for none)
+    token_expiry_days: int = Field(default=90, ge=1)
+    # GET /metrics asks for a token (any role) when true; /healthz never does
+    metrics_require_token: bool = False
 
     def with_overrides(self, **changes: object) -> Settings:
         return self.model_copy(update=changes)
