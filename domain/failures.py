@@ -228,3 +228,18 @@ class SubjectFailure:
             **columns,
         }
         return NewFailure(row, workflow.auto_events(self.kind, now))
+
+
+def share(part: int, whole: int) -> float | None:
+    """``part / whole`` to six places; None when there is nothing to divide."""
+    return round(part / whole, 6) if whole else None
+
+
+def quality_figures(tests: int, invalid: int, false_positives: int, confirmed: int) -> dict[str, float | None]:
+    """The figures a regulator takes to a kit maker, per reader or strip lot: the invalid rate
+    (invalid strips / tests) and the false-positive rate (lab-negative releases / screen positives the
+    lab settled, i.e. false positives + confirmed)."""
+    return {
+        "invalid_rate": share(invalid, tests),
+        "false_positive_rate": share(false_positives, false_positives + confirmed),
+    }

@@ -384,3 +384,49 @@ def latest_seq(conn: Connection) -> int:
         cur.execute("SELECT coalesce(max(seq), 0) FROM failure_events")
         found = cur.fetchone()
     return int(found[0]) if found else 0
+
+
+# --- outcomes per reader and per strip lot (GET /v1/devices, GET /v1/strip-lots) ---
+
+_OUTCOME_KEYS = {"device": ("device_id",), "strip_lot": ("analyte", "strip_lot")}
+
+
+def outcome_counts(
+    conn: Connection, by: str, keys: Sequence[tuple[str, ...]], since: datetime | None = None,
+    until: datetime | None = None, markets: Sequence[str] | None = None, market_id: str | None = None,
+) -> dict[tuple[str, ...], dict[str, int]]:
+    """Screen failures per key (``by`` = 'device' → (device_id,), 'strip_lot' → (analyte, strip_lot)) by
+    outcome: false_positive, confirmed, and how many are screened (positive/suspicious) in all."""
+    if not keys:
+        return {}
+    cols = _OUTCOME_KEYS[by]
+    arrays = ", ".join("%s::text[]" for _ in cols)
+    match = " AND ".join(f"f.{c} = k.{c}" for c in cols)
+    time = ""
+    params: list[Any] = [[k[i] for k in keys] for i in range(len(cols))]
+    if since is not None:
+        time += " AND f.measured_at >= %s"
+        params.append(since)
+    if until is not None:
+        time += " AND f.measured_at < %s"
+        params.append(until)
+    if markets is not None:
+        time += " AND f.market_id = ANY(%s)"
+        params.append(list(markets))
+    if market_id is not None:
+        time += " AND f.market_id = %s"
+        params.append(market_id)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {', '.join('k.' + c for c in cols)}, count(*), "
+            "count(*) FILTER (WHERE f.outcome = 'false_positive'), count(*) FILTER (WHERE f.outcome = 'confirmed') "
+            f"FROM unnest({arrays}) AS k({', '.join(cols)}) "
+            f"JOIN failures f ON {match} AND f.kind IN ('positive', 'suspicious'){time} "
+            f"GROUP BY {', '.join('k.' + c for c in cols)}",
+            params,
+        )
+        n = len(cols)
+        return {
+            tuple(r[:n]): {"screen_failures": int(r[n]), "false_positives": int(r[n + 1]), "confirmed": int(r[n + 2])}
+            for r in cur.fetchall()
+        }

@@ -43,6 +43,7 @@ def failures(
     strip_lot: Identifier | None = None,
     kind: Kinds = None,
     state: States = None,
+    outcome: Annotated[list[workflow.Outcome] | None, Query(description="outcomes (repeatable)")] = None,
     open: Annotated[bool, Query(description="only failures not yet closed")] = False,
     overdue: Annotated[bool, Query(description="only open failures past their step's deadline")] = False,
     since: Annotated[AwareDatetime | None, Query(description="raised_at >= since (RFC 3339)")] = None,
@@ -50,7 +51,7 @@ def failures(
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[dict[str, Any]]:
-    """Failures filtered by market, station, device, analyte, commodity, kind, state, overdue and time."""
+    """Failures filtered by market, station, device, analyte, commodity, kind, state, outcome, overdue and time."""
     size = min(limit or settings.api_page_default, settings.api_page_max)
     if market_id is not None and not principal.sees_market(market_id):
         return Page(items=[])
@@ -64,6 +65,7 @@ def failures(
         strip_lot=strip_lot,
         kinds=[k.value for k in kind] if kind else None,
         states=[s.value for s in state] if state else None,
+        outcomes=[o.value for o in outcome] if outcome else None,
         open_only=open,
         overdue_at=clock() if overdue else None,
         since=since,

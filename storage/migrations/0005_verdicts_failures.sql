@@ -61,3 +61,15 @@ CREATE TABLE failure_readings (
 CREATE INDEX failure_readings_newest ON failure_readings (failure_id, measured_at DESC);
 INSERT INTO failure_readings (failure_id, reading_id, measured_at)
 SELECT failure_id, reading_id, measured_at FROM failures WHERE reading_id IS NOT NULL AND measured_at IS NOT NULL;
+
+-- The append-only refusal names the table written to; on TimescaleDB a row
+-- trigger fires on the chunk (_hyper_2_1_chunk), so name its parent, the
+-- hypertable (pg_inherits: a chunk inherits from its hypertable).
+CREATE OR REPLACE FUNCTION rt_forbid_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    parent text;
+BEGIN
+    SELECT c.relname INTO parent FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+        WHERE i.inhrelid = TG_RELID LIMIT 1;
+    RAISE EXCEPTION '% is append-only', coalesce(parent, TG_TABLE_NAME) USING ERRCODE = 'restrict_violation';
+END $$;
