@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     timescale_retention: str = "3 years"
     timescale_chunk_interval: str = "1 day"
 
+    # --- failure workflow (DOMAIN.md §3; domain/failures.py deadlines_from) ---
+    objection_window_h: float = Field(default=4.0, gt=0)
+    posting_hour_wholesale: int = Field(default=8, ge=0, le=23)
+    posting_hour_farmers: int = Field(default=9, ge=0, le=23)
+    deadline_timezone: str = "Asia/Shanghai"
+    # A retest names a reading of the same sample_id, or of the same market, analyte and commodity
+    # measured within this many hours after the first (uncertain: DOMAIN.md gives 3-15 min a test).
+    retest_window_h: float = Field(default=2.0, gt=0)
+
     # --- API ---
     api_page_max: int = 1000
     api_page_default: int = 100
