@@ -69,6 +69,7 @@ class Kind(StrEnum):
     INVALID_RATE_STRIP_LOT = "invalid_rate_strip_lot"
     SILENT_DEVICE = "silent_device"
     OVERDUE = "overdue"
+    CERTIFICATE_HELD = "certificate_held"  # a chain record waiting too long for a parent (issue 10)
 
 
 SCREEN_KINDS = frozenset({Kind.POSITIVE, Kind.SUSPICIOUS})

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # First-generation GC threshold of the bridge and consumers (runtime/gc_tuning.py); 0: CPython's 700.
     # 50000 makes the flagger 25% faster but tripled positive→SSE latency in the bench: off by default.
     gc_gen0_threshold: int = Field(default=0, ge=0)
+    # A certificate record held this long for a parent that has not arrived raises a review failure.
+    chain_held_review_after_s: float = Field(default=24 * 3600, gt=0)
 
     # --- storage ---
     timescale_compress_after: str = "7 days"
