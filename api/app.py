@@ -58,4 +58,5 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     for name in ROUTERS:
         module = importlib.import_module(f"api.routes.{name}")
         app.include_router(module.router)
+    app.include_router(importlib.import_module("api.web.public.routes").router)
     return app

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     api_page_max: int = 1000
     api_page_default: int = 100
     api_auth: bool = True
+    # public pages (results board, certificate page): requests a minute per client address; the
+    # address the certificate QR codes point at (default: the address the request came to)
+    public_rate_per_minute: int = Field(120, ge=1)
+    public_base_url: str | None = None
 
     def with_overrides(self, **changes: object) -> Settings:
         return self.model_copy(update=changes)
