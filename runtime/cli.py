@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from runtime import registry_cli
 from runtime.admin_cli import add_subcommands
 from runtime.gc_tuning import tune_gc
 from schemas.settings import Settings, load_settings
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # the production image has no embedded components (the [embedded] extra)
         pass
     add_subcommands(sub)
+    registry_cli.add_subcommands(sub)
     return parser
 
 

@@ -27,6 +27,7 @@ from runtime.embedded import EmbeddedKafka, EmbeddedMqtt, EmbeddedPostgres, Mana
 from runtime.kafka_topics import ensure_topics
 from runtime.mosquitto import Mosquitto, find_mosquitto
 from runtime.ports import ensure_free
+from runtime.registry_cli import seed_district_at
 from schemas.settings import Settings
 from storage.migrate import migrate
 
@@ -129,7 +130,7 @@ def plan_children(settings: Settings, logs: Path, *, simulate: bool, rate: float
     children.append(Child("bridge", ["ingest"], env, logs / "bridge.log"))
     if simulate:
         children.append(
-            Child("fleet", ["simulate", "--rate", str(rate), "--markets", str(markets)], env, logs / "fleet.log")
+            Child("fleet", ["simulate", "--rate", str(rate), "--district"], env, logs / "fleet.log")
         )
     return children
 
@@ -198,6 +199,9 @@ def run_up(settings: Settings, *, simulate: bool, rate: float, markets: int) -> 
             replication=settings.topic_replication,
         )
         token = _dev_token(settings)
+        if simulate:  # the simulated district in the registry, and its first market's results board
+            print(f"{seed_district_at(settings.database_url)}; board http://{settings.api_host}:{settings.api_port}"
+                  "/board/WJ-M01", flush=True)
         children = plan_children(settings, logs, simulate=simulate, rate=rate, markets=markets)
         for child in children:
             child.start()

@@ -17,6 +17,7 @@ from api.pagination import Page, decode_time_cursor, encode_time_cursor
 from api.queries import failures as q
 from domain import workflow
 from schemas.common import AwareDatetime, Identifier
+from storage import registry
 from storage.audit import record_audit
 
 router = APIRouter(prefix="/v1/failures", tags=["failures"])
@@ -164,7 +165,8 @@ def act(
         raise ApiError(exc.status, exc.code, exc.message, {**exc.details, "allowed": exc.allowed}) from None
     status = workflow.current([*events, event])
     seq = q.record_action(
-        db, found["failure_id"], event, status, workflow.due_at(status, None, found.get("wholesale", False))
+        db, found["failure_id"], event, status,
+        workflow.due_at(status, None, found.get("wholesale", False), registry.market_rules(db, found.get("market_id"))),
     )
     record_audit(
         db,
