@@ -20,8 +20,8 @@ router = APIRouter(prefix="/district")
 ANOMALY_KINDS = ["invalid_rate_device", "invalid_rate_strip_lot", "silent_device", "verdict_mismatch",
                  "cutoff_mismatch"]
 LIST_LIMIT = 100
-#: The group the bars are drawn by: towns once the registry knows them, else region codes.
-BAR_GROUP = "town" if "town" in console_q.GROUP_COLUMNS else "region"
+#: The group the bars are drawn by.
+BAR_GROUP = "town"
 
 
 def groups() -> list[str]:
@@ -41,6 +41,8 @@ def district(
     group = group if group in console_q.GROUP_COLUMNS else BAR_GROUP
     rows = console_q.range_totals(db, console_q.RangeQuery(group, start, end))
     bars = rows if group == BAR_GROUP else console_q.range_totals(db, console_q.RangeQuery(BAR_GROUP, start, end))
+    names = console_q.group_names(db, group, [r["grp"] for r in rows])
+    bar_names = names if group == BAR_GROUP else console_q.group_names(db, BAR_GROUP, [r["grp"] for r in bars])
     trend = console_q.daily_trend(db, start, end, None)
     open_rows = failure_q.list_failures(db, failure_q.FailureFilter(open_only=True, kinds=["positive", "suspicious",
                                                                                           "overdue"]),
@@ -53,7 +55,8 @@ def district(
         "trend": {"days": [d["day"].isoformat() for d in trend], "tests": [d["tests"] for d in trend],
                   "pass_rate": [_rate(d) for d in trend],
                   "names": {"tests": translate(lang, "stats.tests"), "pass_rate": translate(lang, "stats.pass_rate")}},
-        "bars": {"groups": [r["grp"] or "—" for r in bars], "tests": [r["tests"] for r in bars],
+        "bars": {"groups": [bar_names.get(r["grp"], r["grp"] or "—") for r in bars],
+                 "tests": [r["tests"] for r in bars],
                  "pass_rate": [round(r["pass_rate"] * 100, 2) if r["pass_rate"] is not None else None for r in bars],
                  "closure_rate": [round(r["closure_rate"] * 100, 2) if r["closure_rate"] is not None else None
                                   for r in bars],
@@ -62,7 +65,7 @@ def district(
     }
     context: dict[str, Any] = {
         "section": "district", "now": now, "since": first.isoformat(), "until": last.isoformat(), "group": group,
-        "groups": groups(), "rows": rows, "total": _total(rows), "chart": chart, "bar_group": BAR_GROUP,
+        "groups": groups(), "rows": rows, "names": names, "total": _total(rows), "chart": chart, "bar_group": BAR_GROUP,
         "open_rows": open_rows, "anomalies": anomalies, "kind_labels": kind_labels(lang),
         "state_labels": state_labels(lang), "month": first.strftime("%Y-%m"),
     }
@@ -93,8 +96,11 @@ def month_report(
     start, end = instants(first, last)
     lang = language_of(request)
     wanted = [g for g in (BAR_GROUP, "market", "analyte", "commodity") if g in console_q.GROUP_COLUMNS]
-    sheets = [(g, translate(lang, f"group.{g}"), console_q.range_totals(db, console_q.RangeQuery(g, start, end)))
-              for g in dict.fromkeys(wanted)]
+    sheets = []
+    for g in dict.fromkeys(wanted):
+        rows = console_q.range_totals(db, console_q.RangeQuery(g, start, end))
+        names = console_q.group_names(db, g, [r["grp"] for r in rows])
+        sheets.append((g, translate(lang, f"group.{g}"), [{**r, "name": names.get(r["grp"])} for r in rows]))
     label = first.strftime("%Y-%m")
     title = translate(lang, "report.title", month=label)
     if format == "csv":

@@ -23,7 +23,8 @@ def headers(lang: str, group: str) -> list[str]:
 def values(row: dict[str, Any]) -> list[Any]:
     median = row["median_close_s"]
     return [
-        row["grp"] or "—", row["tests"], row["negative"], row["positive"], row["suspicious"], row["invalid"],
+        row["grp"] or "—", row.get("name") or "", row["tests"], row["negative"], row["positive"], row["suspicious"],
+        row["invalid"],
         round(row["pass_rate"], 4) if row["pass_rate"] is not None else None, row["failures"], row["closed"],
         round(row["closure_rate"], 4) if row["closure_rate"] is not None else None,
         round(median / 3600, 2) if median is not None else None,
@@ -74,7 +75,7 @@ def to_xlsx(title: str, sheets: Sequence[tuple[str, str, Sequence[dict[str, Any]
             cell.font = Font(bold=True)
         for row in [*rows, total(rows, translate(lang, "report.total"))]:
             sheet.append([_safe_cell(v) for v in values(row)])
-        for letter in ("G", "J"):
+        for letter in ("H", "K"):
             for cell in sheet[letter][2:]:
                 cell.number_format = "0.00%"
         sheet.column_dimensions["A"].width = 28
