@@ -356,3 +356,30 @@ def auto_events(kind: Kind, raised_at: datetime) -> list[Event]:
             )
         )
     return events
+
+
+class Outcome(StrEnum):
+    """How a screen failure ended (DOMAIN.md §3): a lab-negative release is a false positive."""
+
+    CONFIRMED = "confirmed"
+    DESTROYED = "destroyed"
+    RELEASED_ON_RETEST = "released_on_retest"
+    FALSE_POSITIVE = "false_positive"
+
+
+_OUTCOME_OF = {
+    "lab_positive": Outcome.CONFIRMED,
+    "destroy": Outcome.DESTROYED,
+    "lab_negative": Outcome.FALSE_POSITIVE,
+}
+
+
+def outcome(events: Sequence[Event]) -> str | None:
+    """The outcome the history has reached so far (None while undecided)."""
+    found: Outcome | None = None
+    for e in events:
+        if e.action in _OUTCOME_OF:
+            found = _OUTCOME_OF[e.action]
+        elif e.action == "retest_negative" and e.to_state is State.RELEASED:
+            found = Outcome.RELEASED_ON_RETEST
+    return found.value if found else None

@@ -13,8 +13,22 @@ from typing import Any
 from storage.db import Connection
 
 SCREEN_KINDS = ("positive", "suspicious")
-#: Group keys of the district table: a trusted column of ``pass_rate_<dim>_hourly`` and ``failures``.
-GROUP_COLUMNS = {"market": "market_id", "analyte": "analyte", "commodity": "commodity", "region": "region_code"}
+#: Group keys of the district table: a trusted column of ``pass_rate_<dim>_hourly`` and ``failures``...
+GROUP_COLUMNS = {"town": "", "village": "", "grid": "", "market": "market_id", "analyte": "analyte",
+                 "commodity": "commodity"}
+#: ... or the market's entry in the registry (migration 0008), as ``GET /v1/stats/pass-rate?group_by=`` does:
+#: counts from the per-market relation, a market the registry does not know under "".
+REGISTRY_KEYS = {"town": "substr(r.region_code, 1, 9) || '000'", "village": "r.region_code", "grid": "r.grid_id"}
+
+
+def _group_key(group: str, table: str) -> str:
+    if group in REGISTRY_KEYS:
+        return f"coalesce((SELECT {REGISTRY_KEYS[group]} FROM markets r WHERE r.market_id = {table}.market_id), '')"
+    return GROUP_COLUMNS[group]
+
+
+def _relation(group: str) -> str:
+    return "pass_rate_market_hourly" if group in REGISTRY_KEYS else f"pass_rate_{group}_hourly"
 
 
 def _dicts(cur: Any) -> list[dict[str, Any]]:
@@ -68,19 +82,21 @@ def range_totals(conn: Connection, q: RangeQuery) -> list[dict[str, Any]]:
     Test counts come from the same hourly relations as ``GET /v1/stats/pass-rate`` (so sums agree);
     the median is over the range, which summing daily rows cannot give.
     """
-    key = GROUP_COLUMNS[q.group]
+    relation = _relation(q.group)
     params: dict[str, Any] = {"since": q.since, "until": q.until, "kinds": list(SCREEN_KINDS)}
     scope = _scope(q.markets, params)
     query = f"""
         WITH tests AS (
-            SELECT {key} AS grp, sum(n_tests)::bigint AS tests, sum(n_negative)::bigint AS negative,
+            SELECT {_group_key(q.group, relation)} AS grp,
+                   sum(n_tests)::bigint AS tests, sum(n_negative)::bigint AS negative,
                    sum(n_invalid)::bigint AS invalid, sum(n_positive)::bigint AS positive,
                    sum(n_suspicious)::bigint AS suspicious
-              FROM pass_rate_{q.group}_hourly
+              FROM {relation}
              WHERE bucket >= %(since)s AND bucket < %(until)s {scope}
              GROUP BY 1
         ), closure AS (
-            SELECT coalesce({key}, '') AS grp, count(*) AS failures, count(closed_at) AS closed,
+            SELECT coalesce({_group_key(q.group, "failures")}, '') AS grp,
+                   count(*) AS failures, count(closed_at) AS closed,
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - raised_at))
                        FILTER (WHERE closed_at IS NOT NULL) AS median_close_s
               FROM failures
@@ -128,3 +144,15 @@ def daily_trend(conn: Connection, since: datetime, until: datetime, markets: lis
             params,
         )
         return _dicts(cur)
+
+
+def group_names(conn: Connection, group: str, keys: list[str]) -> dict[str, str]:
+    """Display names of group keys: a region's or a market's Chinese name from the registry."""
+    wanted = sorted({k for k in keys if k})
+    if not wanted or group not in ("town", "village", "market"):
+        return {}
+    query = ("SELECT market_id, name_zh FROM markets WHERE market_id = ANY(%s)" if group == "market"
+             else "SELECT code, name_zh FROM regions WHERE code = ANY(%s)")
+    with conn.cursor() as cur:
+        cur.execute(query, (wanted,))
+        return {str(k): str(v) for k, v in cur.fetchall()}
