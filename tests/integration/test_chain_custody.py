@@ -173,7 +173,8 @@ def test_entry_scanners_move_only_lots_delivered_to_their_market(settings: Setti
         (gate, entry("X07", "split", parents=["E99"], quantity=50)),  # M99's entry lot
         (gate, entry("E99-fix", "split", parents=["W1"], quantity=90, supersedes="E99")),  # M99's record
     ])
-    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM deadletters") == 2, timeout=60, what="2 dead letters")
+    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM certificates") >= 3, timeout=60, what="E07 stored")
+    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM deadletters") >= 2, timeout=60, what="2 dead letters")
     found = sorted(rows(dsn, "SELECT code, reason FROM deadletters"))
     assert [code for code, _ in found] == ["certificate_not_holder"] * 2
     assert found[0][1].startswith("E99-fix:") and "E99 is held by entry-M99 at market M99" in found[0][1]
