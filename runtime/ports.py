@@ -6,8 +6,10 @@ import socket
 import subprocess
 import time
 
+from schemas.errors import SetupError
 
-class PortTakenError(RuntimeError):
+
+class PortTakenError(SetupError):
     """A configured port is already in use; the message names the setting that moves it."""
 
 
