@@ -25,6 +25,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -185,8 +186,9 @@ _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else
 
 def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
     """A ``preexec_fn`` (Linux): the kernel sends ``sig`` to the child when the thread that spawned it
-    dies, so no child outlives a ``rapidtrace up`` killed with SIGKILL.  Spawn from the main thread."""
-    if _prctl is None:
+    dies, so no child outlives a ``rapidtrace up`` killed with SIGKILL.  Only for a spawn from the main
+    thread: a child spawned from another thread would die when that thread ends."""
+    if _prctl is None or threading.current_thread() is not threading.main_thread():
         return None
     parent = os.getpid()
     prctl, signum = _prctl, int(sig)
