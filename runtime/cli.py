@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from runtime import registry_cli
 from runtime.admin_cli import add_subcommands
 from runtime.gc_tuning import tune_gc
 from schemas.settings import Settings, load_settings
@@ -116,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=None,
                    help="simulated readings per second, e.g. 20 for a demo (default: RT_FLEET_RATE, else the "
                         "district rate: 47 stations x 30 tests a day = 0.016/s)")
-    p.add_argument("--markets", type=int, default=None, help="simulated markets (default: 47 with the district "
-                                                             "rate, else 3)")
+    p.add_argument("--markets", type=int, default=None, help="generic simulated markets instead of the "
+                                                             "47-station district")
     p = add("simulate", lambda a, s: int(run_simulate(a, s) or 0), "publish simulated readings over MQTT")
     add_simulate_arguments(p)
     try:
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # the production image has no embedded components (the [embedded] extra)
         pass
     add_subcommands(sub)
+    registry_cli.add_subcommands(sub)
     return parser
 
 

@@ -38,6 +38,7 @@ from runtime.embedded import ComponentError, EmbeddedKafka, EmbeddedMqtt, Embedd
 from runtime.kafka_topics import TopicSetupError, ensure_topics
 from runtime.mosquitto import Mosquitto, find_mosquitto
 from runtime.ports import PortTakenError, ensure_free
+from runtime.registry_cli import seed_district_at
 from runtime.supervisor import Supervisor, Unit
 from schemas.settings import Settings
 from storage.migrate import migrate
@@ -111,12 +112,10 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 def fleet_args(rate: float | None, markets: int | None) -> list[str]:
-    """The simulator's arguments: the district of DOMAIN.md section 5 (47 stations, 30 tests a station a
-    day) unless a demo ``rate`` is given."""
-    if rate is None:
-        return ["simulate", "--rate", f"{DISTRICT_RATE:.6f}", "--markets", str(markets or DISTRICT_STATIONS),
-                "--stations", "1", "--quiet"]
-    return ["simulate", "--rate", str(rate), "--markets", str(markets or 3), "--quiet"]
+    """The simulator's arguments: the 47 stations of the simulated district (DOMAIN.md section 5) at 30 tests
+    a station a day, unless a demo ``rate`` (readings/s) or a number of generic ``markets`` is given."""
+    where = ["--markets", str(markets)] if markets else ["--district"]
+    return ["simulate", "--rate", f"{DISTRICT_RATE:.6f}" if rate is None else str(rate), *where, "--quiet"]
 
 
 def plan_children(settings: Settings, logs: Path, *, simulate: bool, rate: float | None,
@@ -265,6 +264,9 @@ def _run_up(settings: Settings, *, simulate: bool, rate: float | None, markets: 
             print(f"migrated {name}", flush=True)
         _make_topics(settings)
         token, new_token = _local_token(settings)
+        if simulate:  # the simulated district in the registry, and its first market's results board
+            print(f"{seed_district_at(settings.database_url)}; board http://{settings.api_host}:{settings.api_port}"
+                  "/board/WJ-M01", flush=True)
         children = plan_children(settings, logs, simulate=simulate, rate=rate, markets=markets)
         for child in children:
             child.start()
