@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +34,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
 
 from consumers import failure_store as store
+from consumers.copy_text import copy_buffer
 from consumers.records import parse_reading
 from domain import workflow
 from domain.anomaly import AnomalyRules, invalid_rate_anomaly, silent_devices
@@ -45,6 +45,7 @@ from schemas.common import rfc3339, utc_now
 from schemas.envelope import ReadingRecord
 from schemas.reading import Method, Reading, Verdict
 from schemas.settings import Settings
+from storage import readings as readings_store
 from storage import registry
 from storage.db import Connection, connect
 
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 RAISED = Counter("rt_failures_raised_total", "Failures raised by the flagger", ["kind"])
 ALERTS = Counter("rt_alerts_published_total", "Alerts published to rt.alerts.v1")
+CONFLICTS = Counter("rt_flagger_reading_conflicts_total", "Readings not judged: their reading_id is another reading")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,6 @@ class FlaggerRules:
     window_tests: int = 50
     baseline_tests: int = 1000
     sweep_interval_s: float = 30.0
-    registry_check_s: float = 5.0
 
 
 def region_of(reading: Reading) -> str:
@@ -264,7 +265,6 @@ class Flagger:
         self._registry = Registry([], self.rules.base)
         self._snapshots = Snapshots()
         self._registry_version: tuple[int, int] | None = None
-        self._registry_checked = 0.0
         self._last_sweep: datetime | None = None
         self._outbox_conn: Connection | None = None
         self._lock = threading.Lock()
@@ -274,15 +274,14 @@ class Flagger:
 
     # --- registry cache ---
     def _current_registry(self, conn: Connection) -> Registry:
-        """The registry, reloaded when a version was added (checked every ``registry_check_s``)."""
-        stamp = time.monotonic()
-        if self._registry_version is None or stamp - self._registry_checked >= self.rules.registry_check_s:
-            version = store.registry_version(conn)
-            if version != self._registry_version:
-                self._registry = Registry(store.load_registry(conn), self.rules.base)
-                self._snapshots = Snapshots()
-                self._registry_version = version
-            self._registry_checked = stamp
+        """The registry as committed when this batch's transaction looked: its version (newest id and
+        row count; versions are append-only) is read in the batch's own transaction before judging,
+        so a threshold committed before a reading arrives judges it (reloaded only on a change)."""
+        version = store.registry_version(conn)
+        if version != self._registry_version:
+            self._registry = Registry(store.load_registry(conn), self.rules.base)
+            self._snapshots = Snapshots()
+            self._registry_version = version
         return self._registry
 
     def refresh_registry(self) -> None:
@@ -294,7 +293,18 @@ class Flagger:
         now = self.clock()
         parsed = [parse_reading(r) for r in records]
         registry = self._current_registry(conn)
-        rows = list({v["reading_id"]: v for v in (verdict_row(p, registry, self._snapshots) for p in parsed)}.values())
+        claims = [(p.reading.reading_id, p.reading.measured_at.isoformat(), p.raw, i) for i, p in enumerate(parsed)]
+        conflicts = readings_store.claim(conn, copy_buffer(claims))
+        if conflicts:
+            CONFLICTS.inc(len(conflicts))
+            log.warning("flagger: %d reading_id conflict(s) not judged (the store dead-letters them): %s",
+                        len(conflicts), "; ".join(c.reason() for c in conflicts))
+        refused = {c.ord for c in conflicts}
+        first: dict[UUID, ReadingRecord] = {}
+        for i, p in enumerate(parsed):
+            if i not in refused:
+                first.setdefault(p.reading.reading_id, p)
+        rows = [verdict_row(p, registry, self._snapshots) for p in first.values()]
         store.insert_snapshots(conn, {v["thresholds_digest"]: v["thresholds"] for v in rows})
         new_ids = store.insert_verdicts(conn, rows)
         new_rows = [v for v in rows if v["reading_id"] in new_ids]

@@ -1,7 +1,10 @@
-"""Reading store: ``rt.readings.v1`` → the ``readings`` table, idempotently.
+"""Reading store: ``rt.readings.v1`` → the ``readings`` table, idempotently, one row per reading_id.
 
-A batch is COPY'd into a per-connection staging table and moved with
-``INSERT … ON CONFLICT DO NOTHING``, so a redelivered reading is one row.
+A batch is COPY'd into a per-connection staging table, its ids claimed in
+``reading_ids`` and moved with ``INSERT … ON CONFLICT DO NOTHING``, so a
+redelivered reading is one row; a reading_id re-sent with another
+``measured_at`` or payload is a dead letter ``reading_conflict`` naming both
+times (``storage/readings.py``).
 """
 
 from __future__ import annotations
@@ -13,30 +16,19 @@ from prometheus_client import Counter
 
 from consumers.copy_text import copy_buffer
 from consumers.records import parse_reading
+from consumers.runner import PoisonRecord
 from schemas.envelope import ReadingRecord
 from schemas.settings import Settings
 from storage.db import Connection
+from storage.readings import STORE_COLUMNS, store_readings
 
 INSERTED = Counter("rt_readings_inserted_total", "Readings stored (duplicates excluded)")
 DUPLICATES = Counter("rt_readings_duplicates_total", "Redelivered readings that were already stored")
 
-COLUMNS = (
-    "reading_id", "measured_at", "received_at", "market_id", "station_id", "device_id", "sample_id",
-    "commodity", "commodity_category", "vendor_id", "certificate_no", "lot_code", "analyte", "method",
-    "method_standard", "strip_lot", "cutoff_ratio", "c_line", "t_line", "inhibition_pct", "device_result",
-    "operator_id", "firmware", "raw",
-)
-_COLS = ", ".join(COLUMNS)
-_STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS readings_stage AS SELECT " + _COLS + " FROM readings WITH NO DATA"
-)
-_MOVE = (
-    f"INSERT INTO readings ({_COLS}) SELECT {_COLS} FROM readings_stage "
-    "ON CONFLICT (reading_id, measured_at) DO NOTHING"
-)
+COLUMNS = STORE_COLUMNS
 
 
-def row(rec: ReadingRecord) -> tuple[Any, ...]:
+def row(rec: ReadingRecord, ordinal: int = 0) -> tuple[Any, ...]:
     r = rec.reading
     s, a, sig = r.sample, r.assay, r.signal
     return (
@@ -44,19 +36,18 @@ def row(rec: ReadingRecord) -> tuple[Any, ...]:
         rec.market_id, rec.station_id, rec.device_id, s.sample_id,
         s.commodity, s.commodity_category, s.vendor_id, s.certificate_no, s.lot_code, a.analyte, a.method.value,
         a.method_standard, a.strip_lot, a.cutoff_ratio, sig.c_line, sig.t_line, sig.inhibition_pct,
-        r.device_result.value if r.device_result else None, r.operator_id, r.firmware, rec.raw,
+        r.device_result.value if r.device_result else None, r.operator_id, r.firmware, rec.raw, ordinal,
     )
 
 
 def store_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
-    """Insert rows idempotently in the open transaction; returns how many were new."""
-    with conn.cursor() as cur:
-        cur.execute(_STAGE)
-        cur.execute("TRUNCATE readings_stage")
-        cur.copy_expert(f"COPY readings_stage ({_COLS}) FROM STDIN", copy_buffer(rows))
-        cur.execute(_MOVE)
-        inserted = int(cur.rowcount)
-        cur.execute("TRUNCATE readings_stage")
+    """Insert rows idempotently in the open transaction; returns how many were new.
+
+    A conflicting reading_id raises :class:`PoisonRecord` (``reading_conflict``): the runner then
+    writes the batch record by record and dead-letters the conflicting one with its reason."""
+    inserted, conflicts = store_readings(conn, copy_buffer(rows))
+    if conflicts:
+        raise PoisonRecord("reading_conflict", "; ".join(c.reason() for c in conflicts))
     return inserted
 
 
@@ -70,7 +61,7 @@ class ReadingStore:
         return [settings.topic_readings]
 
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> int:
-        rows = [row(parse_reading(r)) for r in records]
+        rows = [row(parse_reading(r), i) for i, r in enumerate(records)]
         inserted = store_rows(conn, rows)
         INSERTED.inc(inserted)
         DUPLICATES.inc(len(rows) - inserted)

@@ -20,7 +20,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge
 
-from ingest.kafka_out import deadletter_value, make_producer
+from ingest.kafka_out import make_producer
+from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
 from storage.db import Connection, connect, is_retriable
 

@@ -34,6 +34,7 @@ class Problem(StrEnum):
     CYCLE = "certificate_cycle"
     OVERDRAW = "certificate_overdraw"
     CONTRADICTION = "certificate_contradiction"
+    NOT_HOLDER = "certificate_not_holder"
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from kafka import KafkaProducer
 from prometheus_client import Counter, Gauge
 
-from ingest.kafka_out import deadletter_value, make_producer
+from ingest.kafka_out import make_producer
 from ingest.mqtt_in import Ack, MqttSource
 from ingest.route import Rejected, route
 from schemas.common import utc_now
+from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)

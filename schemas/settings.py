@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     # address the certificate QR codes point at (default: the address the request came to)
     public_rate_per_minute: int = Field(120, ge=1)
     public_base_url: str | None = None
+    # HMAC key of console session cookies (api/web/console/session.py); unset: random per API process.
+    console_secret: SecretStr | None = None
 
     def with_overrides(self, **changes: object) -> Settings:
         return self.model_copy(update=changes)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import defaultdict
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -18,10 +21,13 @@ from domain.chain import canonical_json, canonical_record
 from domain.chain_events import RapidTest
 from domain.epcis import epcis_document
 from domain.fsma import fsma_csv
-from schemas.certificate import CertificateRecord
+from schemas.certificate import CertificateRecord, Kind, Route, Submitter, SubmitterRole
+from schemas.deadletter import deadletter_value
+from schemas.settings import Settings
 from storage.audit import record_audit_many
 
 router = APIRouter(tags=["certificates"])
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 DEFAULT_DEPTH = 16
@@ -130,12 +136,37 @@ def _parse_batch(body: Any) -> list[CertificateRecord]:
 
 
 def _check_submitter(principal: Principal, rec: CertificateRecord) -> None:
-    if principal.role == "producer" and rec.holder.id != principal.holder_id:
-        raise ApiError(403, "forbidden", f"a producer may only submit records as its own holder id "
+    """What the API can refuse before Kafka; custody of the parents is decided by the chain consumer
+    (:mod:`domain.custody`): a producer's hand-off, split or merge may name the holder it passes its lot to."""
+    if principal.role == "producer" and rec.kind is Kind.ORIGIN and rec.holder.id != principal.holder_id:
+        raise ApiError(403, "forbidden", f"a producer may only issue origin records as its own holder id "
                        f"({principal.holder_id}); {rec.certificate_no} names {rec.holder.id}")
     if principal.role == "operator" and principal.markets is not None and \
             rec.location.market_id not in principal.markets:
         raise ApiError(403, "forbidden", f"{rec.certificate_no} is not located at one of your markets")
+
+
+def submitter(principal: Principal) -> Submitter:
+    """The principal as the chain consumer sees it (the ``rt_submitter`` header of every record it submits)."""
+    return Submitter(role=SubmitterRole(principal.role), name=principal.name, route=Route.HTTP,
+                     holder_id=principal.holder_id if principal.role == "producer" else None,
+                     markets=None if principal.markets is None or principal.role != "operator"
+                     else tuple(sorted(principal.markets)))
+
+
+SUBMIT_ROUTE = "POST /v1/certificates"
+
+
+def _refused(producer: KafkaProducer, settings: Settings, body: Any, principal: Principal, exc: ApiError) -> None:
+    """A submission refused with 422 becomes a dead letter (source ``http``), so the regulator sees it
+    like the MQTT ones; if Kafka is away the caller still gets its 422 (and the log says so)."""
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    reason = f"{exc.message} (from {principal.role} {principal.name!r})"
+    try:
+        producer.send(settings.topic_deadletter, key=SUBMIT_ROUTE.encode(),
+                      value=deadletter_value("http", SUBMIT_ROUTE, raw, exc.code, reason)).get(timeout=10)
+    except KafkaError as err:
+        log.warning("could not record the refused submission as a dead letter: %s", err)
 
 
 def _audited(rec: CertificateRecord) -> dict[str, Any]:
@@ -156,14 +187,19 @@ def submit_certificates(
 
     Each record is written to the audit log in a transaction committed once Kafka has acknowledged them all
     (rolled back, with nothing audited, when Kafka refuses)."""
-    records = _parse_batch(body)
+    try:
+        records = _parse_batch(body)
+    except ApiError as exc:
+        _refused(producer, settings, body, principal, exc)
+        raise
     for rec in records:
         _check_submitter(principal, rec)
+    headers = [submitter(principal).header()]
     record_audit_many(db, principal.name, [("certificate.submit", f"certificate:{r.certificate_no}", _audited(r))
                                            for r in records])
     try:
         futures = [producer.send(settings.topic_certificates, key=rec.certificate_no.encode(),
-                                 value=canonical_json(canonical_record(rec))) for rec in records]
+                                 value=canonical_json(canonical_record(rec)), headers=headers) for rec in records]
         producer.flush(timeout=10)
         for future in futures:
             future.get(timeout=10)

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query
 from api.deps import CurrentPrincipal, Db, SettingsDep
 from api.errors import ApiError
 from api.pagination import Page, decode_time_cursor, encode_time_cursor
-from api.queries.readings import ReadingFilter, get_reading, list_readings
+from api.queries.readings import ReadingFilter, list_readings
 from schemas.common import AwareDatetime, Identifier
 from schemas.reading import Verdict
+from storage.readings import get_reading
 
 router = APIRouter(prefix="/v1/readings", tags=["readings"])
 

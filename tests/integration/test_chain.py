@@ -200,6 +200,9 @@ def insert_reading(dsn: str, certificate_no: str | None, lot_code: str | None, m
                        1500, 300, %s, '{}')""",
             (rid, datetime(2026, 11, 2, tzinfo=UTC), market, certificate_no, lot_code, result),
         )
+        # every writer of readings claims the id (migration 0005): lookups by id alone read it there
+        cur.execute("INSERT INTO reading_ids (reading_id, measured_at) VALUES (%s, %s)",
+                    (rid, datetime(2026, 11, 2, tzinfo=UTC)))
     conn.commit()
     conn.close()
     return rid
