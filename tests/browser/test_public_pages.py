@@ -99,6 +99,7 @@ def test_the_board_shows_a_new_reading_within_5_s_and_the_payload_stays_text(
         arg=fresh["reading_id"], timeout=5000)
     shown_after = time.monotonic() - published
     assert shown_after < 5.0, f"the reading appeared on the board {shown_after:.2f}s after it was published"
+    print(f"board: the reading appeared {shown_after:.2f}s after it was published")
 
     cells = row.locator("td").all_inner_texts()
     assert cells[1] == XSS  # the payload, as text

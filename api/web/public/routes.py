@@ -30,10 +30,10 @@ from storage import registry
 
 router = APIRouter(tags=["public pages"], include_in_schema=False)
 
-BOARD_MAX_AGE_S = 3
+BOARD_MAX_AGE_S = 2
 CERTIFICATE_MAX_AGE_S = 10
 QR_MAX_AGE_S = 86_400
-POLL_MS = 3000
+POLL_MS = 2000
 STATIC_FILES = {"board.js": "text/javascript", "board.css": "text/css", "certificate.css": "text/css"}
 
 
