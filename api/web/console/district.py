@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.deps import ClockDep, Db
-from api.queries import failures as failure_q
 from api.web.console.deps import RegulatorSession
 from api.web.console.labels import kind_labels, state_labels
 from api.web.console.ranges import day_range, instants, parse_month
 from api.web.templating import language_of, render, translate
 from storage import console as console_q
+from storage import failures as failure_q
 
 router = APIRouter(prefix="/district")
 #: Kinds shown as anomalies: readers and strip lots going bad, silent readers, misconfigured readers.

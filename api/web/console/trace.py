@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from api.deps import ClockDep, Db
 from api.errors import ApiError
 from api.routes import certificates as cert_api
+from api.routes import recall_scope as recall_api
 from api.web.console.deps import Session
 from api.web.console.trace_graph import chart_graph
 from api.web.templating import language_of, render, translate
@@ -79,7 +80,7 @@ def fsma(no: str, session: Session, db: Db) -> Response:
 def recall(failure_id: UUID, request: Request, session: Session, db: Db) -> Response:
     if session.principal.role not in ("regulator", "operator"):
         raise ApiError(403, "forbidden", "recall scope is for regulators and operators")
-    scope = cert_api.failure_recall_scope(failure_id, db, session.principal, cert_api.MAX_DEPTH)
+    scope = recall_api.failure_recall_scope(failure_id, db, session.principal, recall_api.MAX_DEPTH)
     down_nodes = [{**lot, "side": "down"} for lot in scope["lots"]]
     graph = {**chart_graph(down_nodes, scope["edges"], (scope["start"] or [None])[0]),
              "names": _graph_names(language_of(request))}
