@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     token_expiry_days: int = Field(default=90, ge=1)
     # GET /metrics asks for a token (any role) when true; /healthz never does
     metrics_require_token: bool = False
+    # public pages (results board, certificate page): requests a minute per client address; the
+    # address the certificate QR codes point at (default: the address the request came to)
+    public_rate_per_minute: int = Field(120, ge=1)
+    public_base_url: str | None = None
 
     def with_overrides(self, **changes: object) -> Settings:
         return self.model_copy(update=changes)
