@@ -156,3 +156,16 @@ def group_names(conn: Connection, group: str, keys: list[str]) -> dict[str, str]
     with conn.cursor() as cur:
         cur.execute(query, (wanted,))
         return {str(k): str(v) for k, v in cur.fetchall()}
+
+
+def recent_certificates(conn: Connection, markets: list[str] | None, limit: int = 30) -> list[dict[str, Any]]:
+    """The newest retail certificates (at a stall) inside the scope, for links to their public pages."""
+    params: dict[str, Any] = {"limit": limit}
+    scope = _scope(markets, params)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""SELECT certificate_no, product_name, market_id, stall_id, issued_at FROM certificates
+                 WHERE stall_id IS NOT NULL {scope} ORDER BY issued_at DESC, certificate_no LIMIT %(limit)s""",
+            params,
+        )
+        return _dicts(cur)
