@@ -11,15 +11,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from consumers import failure_store as store
 from consumers.flagger import alert_payload
 from domain import workflow
+from domain.failures import NewFailure, failure_id_for
 from schemas.common import rfc3339
 from storage import chain_reads
+from storage import failures as store
 from storage.db import Connection
 
 
-def held_failure(held: dict[str, Any], now: datetime) -> store.NewFailure:
+def held_failure(held: dict[str, Any], now: datetime) -> NewFailure:
     """The review failure of one held record (its dedup key is the record's number: raised once)."""
     rec = held["record"]
     no = held["certificate_no"]
@@ -27,7 +28,7 @@ def held_failure(held: dict[str, Any], now: datetime) -> store.NewFailure:
     hours = (now - held["held_at"]).total_seconds() / 3600
     waits = ", ".join(held["waits_for"])
     row = {
-        "failure_id": store.failure_id_for(key),
+        "failure_id": failure_id_for(key),
         "dedup_key": key,
         "kind": workflow.Kind.CERTIFICATE_HELD.value,
         "workflow": workflow.workflow_of(workflow.Kind.CERTIFICATE_HELD).value,
@@ -40,7 +41,7 @@ def held_failure(held: dict[str, Any], now: datetime) -> store.NewFailure:
         "lot_code": rec.get("lot_code"),
         "market_id": (rec.get("location") or {}).get("market_id"),
     }
-    return store.NewFailure(row, workflow.auto_events(workflow.Kind.CERTIFICATE_HELD, now))
+    return NewFailure(row, workflow.auto_events(workflow.Kind.CERTIFICATE_HELD, now))
 
 
 def review_held(conn: Connection, now: datetime, after_s: float) -> list[UUID]:
