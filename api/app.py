@@ -23,14 +23,17 @@ from api.routes import (
     health,
     markets,
     readings,
+    recall_scope,
     stats,
+    strip_lots,
     thresholds,
 )
 from api.web.mount import install_web
 from schemas.common import utc_now
 from schemas.settings import Settings
 
-ROUTERS = (health, readings, deadletters, failures, devices, stats, thresholds, certificates, admin, markets)
+ROUTERS = (health, readings, deadletters, failures, devices, stats, thresholds, certificates, recall_scope, admin,
+           markets, strip_lots)
 
 DESCRIPTION = """\
 rapidtrace: food-market rapid testing and product traceability.

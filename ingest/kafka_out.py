@@ -56,6 +56,10 @@ def make_producer(settings: Settings, *, client_id: str = "rapidtrace") -> Kafka
         # idempotence would also wedge on a broker that lost its state (OutOfOrderSequenceNumber).
         enable_idempotence=False,
         partitioner=KeyHashCache(),
+        # Topics are made by the stack with their configured partitions (runtime/kafka_topics.py),
+        # never by a producer's metadata request (Tansu ignores this flag; `rapidtrace up` pauses
+        # the Kafka clients while it restarts Tansu and recreates the topics).
+        allow_auto_create_topics=False,
     )
 
 

@@ -15,7 +15,7 @@ from api.web.templating import LANG_COOKIE, LANGS, WEB_DIR
 from api.web.urls import safe_next
 
 #: Modules with a ``router`` of HTML pages (add yours here).
-WEB_ROUTERS: tuple[str, ...] = ("api.web.console.routes",)
+WEB_ROUTERS: tuple[str, ...] = ("api.web.console.routes", "api.web.public.routes")
 
 lang_router = APIRouter(include_in_schema=False)
 
