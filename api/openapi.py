@@ -5,7 +5,8 @@ the schema, what the shared machinery can answer there (api/errors.py): 400 (a N
 cursor this API did not issue), 422 (a request outside the schema), 500 and 503 (the
 database or Kafka unavailable) everywhere; 401, 403 and 429 (rate limit) where a
 principal is required; 404 where the path names a resource; 409 where the route
-writes. A route's own declaration of a status wins.
+writes. A route's own declaration of a status wins. URL parameters state that a NUL
+is refused (400) where their own pattern does not already.
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ def error_statuses(route: APIRoute) -> list[int]:
     return sorted(statuses)
 
 
+#: api/errors.py refuses a NUL anywhere in the URL (PostgreSQL text cannot hold one): the schema says so.
+NO_NUL = "^[^\\x00]*$"
+
+
+def _no_nul(schema: dict[str, Any]) -> None:
+    """State the NUL rule on a URL parameter's string schema (one without a pattern of its own)."""
+    for alternative in schema.get("anyOf", ()):
+        _no_nul(alternative)
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        schema["pattern"] = NO_NUL
+
+
 def declare_error_responses(app: FastAPI, routers: Iterable[APIRouter]) -> None:
     """Declare the error responses of :func:`error_statuses` for every route of ``routers`` in ``app``'s OpenAPI."""
     statuses = {(method, route.path): error_statuses(route)
@@ -70,6 +83,8 @@ def declare_error_responses(app: FastAPI, routers: Iterable[APIRouter]) -> None:
         content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():
+                for parameter in operation.get("parameters", ()):
+                    _no_nul(parameter.get("schema", {}))
                 responses = operation.setdefault("responses", {})
                 for status in statuses.get((method.upper(), path), ()):
                     if str(status) not in responses:

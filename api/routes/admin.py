@@ -30,19 +30,42 @@ Regulator = Annotated[Principal, Depends(require_role("regulator"))]
 Limit = Annotated[int | None, Query(ge=1)]
 #: Free text compared in SQL: no control characters (PostgreSQL text cannot hold NUL).
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
+#: The same, with at least one character that is not white space.
+NAME_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 Cursor = Annotated[str | None, Query(max_length=500)]
-RoleName = Literal["regulator", "operator", "producer"]
 
 
-class TokenRequest(BaseModel):
+class _TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, pattern=PLAIN_TEXT, description="who holds the token")
-    role: RoleName
-    markets: list[Identifier] | None = Field(None, max_length=1000, description="operator: its markets")
-    holder_id: Identifier | None = Field(None, description="producer: the holder id it submits as")
+    name: str = Field(min_length=1, max_length=200, pattern=NAME_TEXT, description="who holds the token")
     rate_per_minute: int = Field(DEFAULT_RATE_PER_MINUTE, ge=1, le=1_000_000)
     expires_at: AwareDatetime | None = None
+
+
+class RegulatorTokenRequest(_TokenRequest):
+    """A regulator sees every market."""
+
+    role: Literal["regulator"]
+
+
+class OperatorTokenRequest(_TokenRequest):
+    """An operator sees its markets only."""
+
+    role: Literal["operator"]
+    markets: list[Identifier] = Field(min_length=1, max_length=1000, description="the markets it may see")
+
+
+class ProducerTokenRequest(_TokenRequest):
+    """A producer submits and traces its own chains, as one certificate holder."""
+
+    role: Literal["producer"]
+    holder_id: Identifier = Field(description="the certificate holder id it submits as")
+
+
+#: The role decides which scope fields a token takes; the schema says so (``oneOf`` on ``role``).
+TokenRequest = Annotated[RegulatorTokenRequest | OperatorTokenRequest | ProducerTokenRequest,
+                         Field(discriminator="role")]
 
 
 class DeviceRequest(BaseModel):
@@ -78,8 +101,10 @@ def _size(limit: int | None, settings: Settings) -> int:
 
 @router.post("/tokens", status_code=201)
 def create_token(body: TokenRequest, db: Db, principal: Regulator) -> IssuedToken:
-    """Issue an API token; the secret is in this answer only (a scope that does not fit the role: 422)."""
-    issued = issue_token(db, name=body.name, role=body.role, markets=body.markets, holder_id=body.holder_id,
+    """Issue an API token; the secret is in this answer only."""
+    markets = body.markets if isinstance(body, OperatorTokenRequest) else None
+    holder_id = body.holder_id if isinstance(body, ProducerTokenRequest) else None
+    issued = issue_token(db, name=body.name, role=body.role, markets=markets, holder_id=holder_id,
                          rate_per_minute=body.rate_per_minute, expires_at=body.expires_at, actor=principal.name)
     db.commit()
     return IssuedToken(**issued.record.as_dict(), token=issued.token)
