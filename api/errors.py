@@ -8,6 +8,7 @@ answered here: :class:`ApiError` with its own status; a retriable ``Unavailable`
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -57,6 +58,19 @@ _TREE_STATUS: tuple[tuple[type[RapidtraceError], int, str], ...] = (
 )
 
 
+def as_api_error(exc: RapidtraceError) -> ApiError:
+    """The HTTP answer to an error of the tree; a 500 says only that it was logged."""
+    if isinstance(exc, ApiError):
+        return exc
+    status, code = answer_of(exc)
+    if status >= 500 and not exc.retriable:
+        log.error("unhandled %s in the API", type(exc).__name__, exc_info=exc)
+        return ApiError(500, code, "the server failed on this request; it was logged")
+    details = getattr(exc, "details", None)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return ApiError(status, code, str(message), details if isinstance(details, dict) and details else None)
+
+
 def answer_of(exc: RapidtraceError) -> tuple[int, str]:
     """The HTTP status and error code for an error of the tree (500 ``internal_error`` when none fits)."""
     status, code = getattr(exc, "status", None), getattr(exc, "code", None)
@@ -100,24 +114,24 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(error_body("bad_request", "NUL characters are not allowed in a URL"), status_code=400)
         return await call_next(request)
 
-    @app.exception_handler(ApiError)  # its own entry too: api/web/errors.py wraps it for HTML pages
-    @app.exception_handler(RapidtraceError)
-    async def _tree_error(_: Request, exc: RapidtraceError) -> JSONResponse:
-        status, code = answer_of(exc)
-        if status >= 500 and not exc.retriable:
-            log.error("unhandled %s in the API", type(exc).__name__, exc_info=exc)
-            return JSONResponse(error_body(code, "the server failed on this request; it was logged"), status_code=500)
-        details = getattr(exc, "details", None) or None
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         headers: dict[str, str] | None = None
-        if status == 401:
+        if exc.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
-        elif status == 429 and details and "retry_after_s" in details:
-            headers = {"Retry-After": str(max(1, math.ceil(float(details["retry_after_s"]))))}
-        elif status == 503:
+        elif exc.status == 429 and exc.details and "retry_after_s" in exc.details:
+            headers = {"Retry-After": str(max(1, math.ceil(float(exc.details["retry_after_s"]))))}
+        elif exc.status == 503:
             headers = {"Retry-After": "1"}
-        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        return JSONResponse(error_body(code, message, details if isinstance(details, dict) else None),
-                            status_code=status, headers=headers)
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RapidtraceError)
+    async def _tree_error(request: Request, exc: RapidtraceError) -> Response:
+        """Answered as the ApiError it amounts to, by whatever handles ApiError then (HTML pages wrap it)."""
+        answer = as_api_error(exc)
+        handler = app.exception_handlers.get(ApiError, _api_error)
+        response = handler(request, answer)
+        return await response if inspect.isawaitable(response) else response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
