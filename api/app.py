@@ -14,11 +14,12 @@ from prometheus_client import REGISTRY
 from api.deps import Database, Producer
 from api.errors import install_error_handlers
 from api.metrics import PipelineCollector
+from api.web.mount import install_web
 from schemas.common import utc_now
 from schemas.settings import Settings
 
 ROUTERS = ("health", "readings", "deadletters", "failures", "devices", "stats", "thresholds", "certificates",
-           "admin", "strip_lots")
+            "recall_scope", "admin", "markets", "strip_lots")
 
 DESCRIPTION = """\
 rapidtrace: food-market rapid testing and product traceability.
@@ -58,4 +59,5 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     for name in ROUTERS:
         module = importlib.import_module(f"api.routes.{name}")
         app.include_router(module.router)
+    install_web(app)  # HTML: /console/, public pages, /static/, error pages
     return app

@@ -6,8 +6,11 @@ Per batch, under one advisory lock (one chain writer at a time):
 2. a number already stored or held: the same record is a no-op, a different
    one is a conflict (dead letter), never an overwrite;
 3. a record whose parents (and the record it corrects) are known is checked
-   against them (:func:`domain.chain.link_problems`) and accepted with its
-   digest, or dead-lettered (overdraw, contradiction, double correction);
+   against them: custody first (:func:`domain.custody.custody_problems`: the
+   submitter must hold every parent and the record it corrects), then the
+   quantities and products (:func:`domain.chain.link_problems`); it is accepted
+   with its digest and its submitter, or dead-lettered (not the holder,
+   overdraw, contradiction, double correction);
 4. accepting a record releases the held records that waited for it;
 5. what is still waiting is held, unless it waits in a circle (dead letter).
 
@@ -19,16 +22,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from consumers import chain_sql as q
-from consumers.chain_sql import Known
+from consumers.chain_review import review_held
 from domain.chain import (
     Problem,
     Rejection,
@@ -41,10 +44,14 @@ from domain.chain import (
     record_columns,
     supersede_problems,
 )
-from ingest.kafka_out import deadletter_value, make_producer
-from schemas.certificate import CertificateRecord
-from schemas.common import describe_validation_error
+from domain.custody import Lot, custody_problems
+from ingest.kafka_out import make_producer
+from schemas.certificate import SYSTEM_SUBMITTER, CertificateRecord, Submitter, submitter_of
+from schemas.common import describe_validation_error, utc_now
+from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
+from storage import chain as q
+from storage.chain import Known
 from storage.db import Connection
 
 log = logging.getLogger(__name__)
@@ -60,15 +67,16 @@ class Item:
     waits: tuple[str, ...]
     raw: bytes
     topic: str
+    submitter: Submitter
 
     @property
     def no(self) -> str:
         return self.rec.certificate_no
 
     @classmethod
-    def of(cls, rec: CertificateRecord, raw: bytes, topic: str) -> Item:
+    def of(cls, rec: CertificateRecord, raw: bytes, topic: str, submitter: Submitter) -> Item:
         canonical = canonical_record(rec)
-        return cls(rec, canonical, canonical_json(canonical), tuple(rec.waits_for()), raw, topic)
+        return cls(rec, canonical, canonical_json(canonical), tuple(rec.waits_for()), raw, topic, submitter)
 
 
 @dataclass(frozen=True)
@@ -169,7 +177,7 @@ class _Batch:
     def released(self, numbers: list[str]) -> list[Item]:
         """Held records that waited for any of ``numbers``, taken out of the held table."""
         out = []
-        for no, raw, topic in q.release_held(self.cur, numbers):
+        for no, raw, topic, submitter in q.release_held(self.cur, numbers):
             self.result.released += 1
             cached = self.held_cache.pop(no, None)
             if cached is not None and cached.raw == raw:
@@ -180,15 +188,19 @@ class _Batch:
             except ValueError as exc:  # held under an older schema that no longer validates
                 self.result.dead.append(DeadLetter(topic, raw, Problem.INVALID.value, str(exc)))
                 continue
-            out.append(Item.of(rec, raw, topic))
+            out.append(Item.of(rec, raw, topic, submitter or SYSTEM_SUBMITTER))
         return out
 
     def accept(self, item: Item) -> bool:
         rec = item.rec
         target = self.known.get(rec.supersedes) if rec.supersedes else None
         credit = target.draws if target is not None else {}
-        problems = supersede_problems(rec, target is not None and target.superseded) or link_problems(
-            rec, {p.certificate_no: self.known[p.certificate_no].state for p in rec.parents}, credit=credit)
+        problems = (
+            supersede_problems(rec, target is not None and target.superseded)
+            or custody_problems(rec, item.submitter, {p.certificate_no: self.known[p.certificate_no].lot
+                                                      for p in rec.parents}, target.lot if target else None)
+            or link_problems(rec, {p.certificate_no: self.known[p.certificate_no].state for p in rec.parents},
+                             credit=credit))
         if problems:
             self.reject(item, problems[0])
             return False
@@ -202,7 +214,7 @@ class _Batch:
         digest = canonical_digest(record_json, {no: k.state.digest for no, k in parents.items()})
         depth = 1 + max((k.depth for k in parents.values()), default=-1)
         cols = record_columns(rec)
-        self.cert_rows.append((*cols.values(), record_json.decode(), digest, depth))
+        self.cert_rows.append((*cols.values(), record_json.decode(), digest, depth, q.submitter_json(item.submitter)))
         draws: dict[str, float] = {}
         for number, taken in rec.moved():
             parent = self.known[number]
@@ -216,7 +228,8 @@ class _Batch:
                 if number in self.known:
                     k = self.known[number]
                     k.state = dataclasses.replace(k.state, consumed_base=k.state.consumed_base - amount)
-        self.known[rec.certificate_no] = Known(parent_state(rec, digest), depth, False, draws, item.canonical)
+        self.known[rec.certificate_no] = Known(parent_state(rec, digest), depth, False, draws, item.canonical,
+                                               Lot(rec.certificate_no, rec.holder.id, rec.location.market_id))
         self.result.accepted += 1
 
     # --- 5. hold the rest ---
@@ -229,7 +242,8 @@ class _Batch:
             if cycle is not None:
                 self.reject(item, Rejection(Problem.CYCLE, "the chain would form a cycle: " + " -> ".join(cycle)))
                 continue
-            rows.append((item.no, item.canonical_json.decode(), waiting[item.no], item.raw, item.topic))
+            rows.append((item.no, item.canonical_json.decode(), waiting[item.no], item.raw, item.topic,
+                         item.submitter))
             self.held_cache[item.no] = item
         q.insert_held(self.cur, rows)
         self.result.held += len(rows)
@@ -248,8 +262,9 @@ class ChainStore:
     #: the raw bytes the database returns, so a stale entry is never used); cleared when this large.
     HELD_CACHE_MAX = 200_000
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
+        self.clock = clock
         self._producer: KafkaProducer | None = None
         self._held_cache: dict[str, Item] = {}
 
@@ -257,19 +272,22 @@ class ChainStore:
         return [settings.topic_certificates]
 
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> BatchResult:
-        return self.store(conn, [(r.value or b"", r.topic) for r in records])
+        return self.store(conn, [(r.value or b"", r.topic) for r in records], [r.headers for r in records])
 
-    def store(self, conn: Connection, values: list[tuple[bytes, str]]) -> BatchResult:
-        """Resolve and write a batch of (raw value, source topic) in the open transaction."""
+    def store(self, conn: Connection, values: list[tuple[bytes, str]],
+              headers: list[Any] | None = None) -> BatchResult:
+        """Resolve and write a batch of (raw value, source topic) in the open transaction; ``headers``
+        (one list of Kafka headers per value) name each record's submitter (none: a trusted system process)."""
         result = BatchResult()
         items: list[Item] = []
-        for raw, topic in values:
+        for index, (raw, topic) in enumerate(values):
             try:
+                submitter = submitter_of(headers[index] if headers else None)
                 rec = parse_value(raw)
             except ValueError as exc:
                 result.dead.append(DeadLetter(topic, raw, Problem.INVALID.value, str(exc)))
                 continue
-            items.append(Item.of(rec, raw, topic))
+            items.append(Item.of(rec, raw, topic, submitter))
         if len(self._held_cache) > self.HELD_CACHE_MAX:
             self._held_cache.clear()
         with conn.cursor() as cur:
@@ -279,6 +297,12 @@ class ChainStore:
             batch.flush()
             batch.hold(waiting)
         return result
+
+    def tick(self, conn: Connection) -> BatchResult:
+        """Idle-time work (the runner calls it on an empty poll): raise the review failures of records held
+        longer than ``chain_held_review_after_s``."""
+        review_held(conn, self.clock(), self.settings.chain_held_review_after_s)
+        return BatchResult()
 
     def after_commit(self, result: BatchResult) -> None:
         if not result.dead:

@@ -1,12 +1,14 @@
 """Dead-letter store: ``rt.deadletter.v1`` → the ``deadletters`` table, so the API can show them.
 
-Keyed by Kafka position, so a redelivered dead letter is one row.  A value
-that is not a dead letter we wrote is stored all the same, with its bytes.
+Keyed by ``deadletter_id`` (given where the dead letter was made; v1 values get the deterministic
+id of their content), never by Kafka position: a log that starts over reuses positions.  So a
+redelivered dead letter is one row and a new one is never dropped.  A value that is not a dead
+letter we wrote is stored all the same, with its bytes, under the id of its bytes and produce time.
 """
 
 from __future__ import annotations
 
-import base64
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka.consumer.fetcher import ConsumerRecord
@@ -14,14 +16,14 @@ from psycopg2.extras import execute_values
 from pydantic import ValidationError
 
 from schemas.common import utc_now
-from schemas.envelope import DeadLetter
+from schemas.deadletter import SOURCE_TOPIC_MAX, DeadLetter, content_id
 from schemas.settings import Settings
 from storage.db import Connection
 
 _INSERT = (
     "INSERT INTO deadletters (received_at, source, source_topic, code, reason, raw, raw_text,"
-    " kafka_topic, kafka_partition, kafka_offset) VALUES %s"
-    " ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING"
+    " kafka_topic, kafka_partition, kafka_offset, deadletter_id) VALUES %s"
+    " ON CONFLICT (deadletter_id) DO NOTHING"
 )
 
 
@@ -37,11 +39,16 @@ def row(record: ConsumerRecord) -> tuple[Any, ...]:
     position = (record.topic, record.partition, record.offset)
     try:
         dl = DeadLetter.model_validate_json(value)
-        raw = base64.b64decode(dl.raw_b64)
-        return (dl.received_at, dl.source, dl.source_topic[:1024], dl.code, dl.reason, raw, _text(raw), *position)
+        raw = dl.raw()
+        return (dl.received_at, dl.source, dl.source_topic[:SOURCE_TOPIC_MAX], dl.code, dl.reason, raw, _text(raw),
+                *position, str(dl.identity()))
     except (ValidationError, ValueError):
-        return (utc_now(), "kafka", record.topic, "unreadable_deadletter",
-                "a record on the dead-letter topic was not a rapidtrace dead letter", value, _text(value), *position)
+        produced = (datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                    if isinstance(record.timestamp, int) and record.timestamp > 0 else utc_now())
+        code, reason = "unreadable_deadletter", "a record on the dead-letter topic was not a rapidtrace dead letter"
+        ident = content_id("kafka", record.topic[:SOURCE_TOPIC_MAX], code, reason, value, produced)
+        return (produced, "kafka", record.topic[:SOURCE_TOPIC_MAX], code, reason, value, _text(value), *position,
+                str(ident))
 
 
 class DeadletterStore:

@@ -49,6 +49,7 @@ from schemas.reading import Method, Reading, Verdict
 from schemas.settings import Settings
 from storage import failures as failures_store
 from storage import readings as readings_store
+from storage import registry
 from storage import thresholds as thresholds_store
 from storage.db import Connection, connect
 
@@ -348,7 +349,7 @@ class Flagger:
 
     def silent(self, conn: Connection, now: datetime) -> list[NewFailure]:
         out = []
-        for s in silent_devices(store.devices_seen(conn), now, self.rules.anomaly):
+        for s in silent_devices(store.devices_seen(conn), now, self.rules.anomaly, registry.station_hours(conn)):
             d = s.device
             key = f"silent_device:{d.device_id}:{rfc3339(d.last_seen)}"
             hours = s.silent_for.total_seconds() / 3600

@@ -15,10 +15,12 @@ All limits are configuration defaults (uncertain) in :class:`AnomalyRules`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from domain.registry_rules import WorkingHours
 
 
 @dataclass(frozen=True)
@@ -128,19 +130,24 @@ class Silence:
     silent_for: timedelta
 
 
-def silent_devices(seen: Iterable[DeviceSeen], now: datetime, rules: AnomalyRules | None = None) -> list[Silence]:
+def silent_devices(seen: Iterable[DeviceSeen], now: datetime, rules: AnomalyRules | None = None,
+                   station_hours: Mapping[tuple[str, str], WorkingHours] | None = None) -> list[Silence]:
     """Readers silent for ``silence_after`` of working time, checked only during working hours.
 
+    Working hours are the station's in the registry (``station_hours`` by (market_id, station_id)),
+    else the daily ``working_start``-``working_end`` of ``rules``.
     A device not seen for ``forget_after`` is taken as retired, not silent.
     """
     rules = rules or AnomalyRules()
-    if not in_working_hours(now, rules):
-        return []
+    default = WorkingHours.daily(rules.working_start, rules.working_end, rules.timezone)
     found = []
     for device in seen:
         if now - device.last_seen > rules.forget_after:
             continue
-        quiet = working_time_between(device.last_seen, now, rules)
+        hours = (station_hours or {}).get((device.market_id, device.station_id), default)
+        if not hours.is_open(now):
+            continue
+        quiet = hours.open_time_between(device.last_seen, now)
         if quiet >= rules.silence_after:
             found.append(Silence(device, quiet))
     return found

@@ -35,6 +35,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.registry_rules import MarketRules, PostingHours, posting_deadline
+
 
 class Workflow(StrEnum):
     SCREEN = "screen"
@@ -68,6 +70,7 @@ class Kind(StrEnum):
     INVALID_RATE_STRIP_LOT = "invalid_rate_strip_lot"
     SILENT_DEVICE = "silent_device"
     OVERDUE = "overdue"
+    CERTIFICATE_HELD = "certificate_held"  # a chain record waiting too long for a parent (issue 10)
 
 
 SCREEN_KINDS = frozenset({Kind.POSITIVE, Kind.SUSPICIOUS})
@@ -303,12 +306,16 @@ def _next_day_at(moment: datetime, hour: int, tz: str) -> datetime:
     return datetime.combine(day, time(hour), ZoneInfo(tz)).astimezone(UTC)
 
 
-def due_at(status: Status, rules: Deadlines | None = None, wholesale: bool = False) -> datetime | None:
-    """When the step the failure waits on is due; None once closed."""
+def due_at(status: Status, rules: Deadlines | None = None, wholesale: bool = False,
+           market: MarketRules | None = None) -> datetime | None:
+    """When the step the failure waits on is due; None once closed.  ``market``: the registry's kind
+    and time zone of the failure's market, which then decide the posting deadline."""
     rules = rules or Deadlines()
     s, since = status.state, status.since
     if s is State.CLOSED:
         return None
+    if s is State.TRACED and market is not None:
+        return posting_deadline(since, market, PostingHours(rules.posting_hour_wholesale, rules.posting_hour_farmers))
     if s is State.TRACED:
         hour = rules.posting_hour_wholesale if wholesale else rules.posting_hour_farmers
         return _next_day_at(since, hour, rules.timezone)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import datetime
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
-from schemas.common import rfc3339, utc_now
+from schemas.errors import KafkaFailure, KafkaRefused, KafkaUnavailable
 from schemas.settings import Settings
 
 
@@ -58,28 +56,18 @@ def make_producer(settings: Settings, *, client_id: str = "rapidtrace") -> Kafka
         # idempotence would also wedge on a broker that lost its state (OutOfOrderSequenceNumber).
         enable_idempotence=False,
         partitioner=KeyHashCache(),
+        # Topics are made by the stack with their configured partitions (runtime/kafka_topics.py),
+        # never by a producer's metadata request (Tansu ignores this flag; `rapidtrace up` pauses
+        # the Kafka clients while it restarts Tansu and recreates the topics).
+        allow_auto_create_topics=False,
     )
 
 
-def deadletter_value(
-    source: str,
-    source_topic: str,
-    raw: bytes,
-    code: str,
-    reason: str,
-    received_at: datetime | None = None,
-) -> bytes:
-    """A ``rt.deadletter.v1`` value: the raw bytes, where they came from, why, and when."""
-    return json.dumps(
-        {
-            "v": 1,
-            "source": source,
-            "source_topic": source_topic,
-            "code": code,
-            "reason": reason,
-            "received_at": rfc3339(received_at or utc_now()),
-            "raw_b64": base64.b64encode(raw).decode("ascii"),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
+
+def kafka_error(exc: BaseException, doing: str = "the Kafka request") -> KafkaFailure:
+    """The project's error for a kafka-python one (``raise kafka_error(e) from e``); retriable as kafka-python says."""
+    if isinstance(exc, KafkaFailure):
+        return exc
+    if not isinstance(exc, KafkaError) or exc.retriable:  # timeouts, connection and leader errors
+        return KafkaUnavailable(f"Kafka unavailable for {doing}: {exc or type(exc).__name__}")
+    return KafkaRefused(f"Kafka refused {doing}: {exc or type(exc).__name__}")

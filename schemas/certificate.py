@@ -7,6 +7,8 @@ cycles) live in :mod:`domain.chain`.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -214,3 +216,69 @@ def _close(a: float, b: float) -> bool:
 def parse_certificate(data: dict[str, Any]) -> CertificateRecord:
     """Validate one record (raises ``pydantic.ValidationError``)."""
     return CertificateRecord.model_validate(data)
+
+
+# --- who submitted a record (travels as a Kafka record header, stored beside the record) ---------------
+
+#: Header of a ``rt.certificates.v1`` record naming its submitter (set by the API); records from the
+#: bridge carry ``mqtt_topic`` instead, and the entry scanner is read from that topic.
+SUBMITTER_HEADER = "rt_submitter"
+ENTRY_TOPIC = re.compile(r"^rt/v1/markets/([A-Za-z0-9._-]{1,64})/entry/([A-Za-z0-9._-]{1,64})/certificates$")
+
+
+class SubmitterRole(StrEnum):
+    REGULATOR = "regulator"
+    OPERATOR = "operator"
+    PRODUCER = "producer"
+    ENTRY_SCANNER = "entry_scanner"
+    #: a record produced to Kafka by a trusted in-house process (bulk loads, simulators): no identity header
+    SYSTEM = "system"
+
+
+class Route(StrEnum):
+    HTTP = "http"
+    MQTT = "mqtt"
+    KAFKA = "kafka"
+
+
+class Submitter(_Closed):
+    """Who sent a record and through which route; what the chain consumer checks custody against."""
+
+    role: SubmitterRole
+    name: Annotated[str, Field(max_length=200)]
+    route: Route
+    holder_id: Identifier | None = None
+    markets: tuple[Identifier, ...] | None = None  # an operator's markets, an entry scanner's market
+
+    def header(self) -> tuple[str, bytes]:
+        return SUBMITTER_HEADER, self.model_dump_json(exclude_none=True).encode()
+
+    def describe(self) -> str:
+        where = {SubmitterRole.PRODUCER: f" (holder {self.holder_id})",
+                 SubmitterRole.OPERATOR: f" (markets {', '.join(self.markets or ())})",
+                 SubmitterRole.ENTRY_SCANNER: f" (market {', '.join(self.markets or ())})"}.get(self.role, "")
+        return f"{self.role.value} {self.name!r}{where} via {self.route.value}"
+
+
+SYSTEM_SUBMITTER = Submitter(role=SubmitterRole.SYSTEM, name="kafka", route=Route.KAFKA)
+
+
+def submitter_of(headers: Iterable[tuple[str, bytes | None]] | None) -> Submitter:
+    """The submitter a ``rt.certificates.v1`` record's headers name (see :data:`SUBMITTER_HEADER`).
+
+    Raises ValueError when the submitter header is there but unreadable (the record is then refused)."""
+    found = dict(headers or ())
+    value = found.get(SUBMITTER_HEADER)
+    if value is not None:
+        try:
+            return Submitter.model_validate_json(value)
+        except ValueError as exc:
+            raise ValueError(f"unreadable {SUBMITTER_HEADER} header: {exc}") from None
+    topic = found.get("mqtt_topic")
+    if topic is not None:
+        match = ENTRY_TOPIC.match(topic.decode("utf-8", "replace"))
+        if match is None:
+            raise ValueError(f"mqtt_topic header {topic[:200]!r} is not a market entry scanner's topic")
+        return Submitter(role=SubmitterRole.ENTRY_SCANNER, name=f"{match[1]}/{match[2]}", route=Route.MQTT,
+                         markets=(match[1],))
+    return SYSTEM_SUBMITTER

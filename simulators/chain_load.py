@@ -15,9 +15,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from consumers.chain_sql import insert_certificates, insert_links
 from domain.chain import canonical_digest, canonical_json, canonical_record, record_columns
 from schemas.certificate import CertificateRecord
+from storage.chain import insert_certificates, insert_links
 from storage.db import Connection
 
 
@@ -40,7 +40,7 @@ def _rows(records: Iterable[dict[str, Any]], state: LoadState
         depth = 1 + max((state.depths[p] for p in parents), default=-1)
         state.digests[rec.certificate_no] = digest
         state.depths[rec.certificate_no] = depth
-        cert = (*record_columns(rec).values(), record_json.decode(), digest, depth)
+        cert = (*record_columns(rec).values(), record_json.decode(), digest, depth, None)
         links = [(rec.certificate_no, no, q.value, q.unit.value, q.base, parents[no]) for no, q in rec.moved()]
         yield cert, links
 

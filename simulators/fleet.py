@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 
 from domain.judging import Mode, Thresholds
 from schemas.common import ID_RE
+from simulators.district import District
 from simulators.strips import NEGATIVE, POSITIVE, SUSPICIOUS, draw_verdict, inhibition, lines
 
 CHINA_TZ = timezone(timedelta(hours=8))
@@ -99,6 +100,8 @@ class FleetConfig:
     seed: int = 0
     # Markets are named "{market_prefix}-01", "{market_prefix}-02", ...
     market_prefix: str = "mkt"
+    # With a district (simulators/district.py), its markets and stations replace markets/stations_per_market.
+    district: District | None = None
 
     def __post_init__(self) -> None:
         if self.thresholds.mode is not Mode.RATIO:
@@ -151,6 +154,8 @@ class CertificateRef(NamedTuple):
 
 def market_ids(config: FleetConfig) -> list[str]:
     """The fleet's market ids, in order."""
+    if config.district is not None:
+        return config.district.market_ids()
     return [f"{config.market_prefix}-{m:02d}" for m in range(1, config.markets + 1)]
 
 
@@ -334,6 +339,8 @@ def _cumulative(weights: Sequence[float]) -> list[float]:
 
 
 def _build_devices(cfg: FleetConfig, rng: random.Random) -> list[Device]:
+    if cfg.district is not None:
+        return _district_devices(cfg, cfg.district, rng)
     devices = []
     for m, market_id in enumerate(market_ids(cfg), start=1):
         for s in range(1, cfg.stations_per_market + 1):
@@ -343,6 +350,19 @@ def _build_devices(cfg: FleetConfig, rng: random.Random) -> list[Device]:
                 firmware = rng.choice(("2.4.1", "2.4.1", "2.4.1", "2.4.0", "2.3.7"))
                 device_id = f"rd-{m:02d}-{s:02d}-{r:02d}"
                 devices.append(Device(market_id, station_id, device_id, firmware, operators))
+    return devices
+
+
+def _district_devices(cfg: FleetConfig, district: District, rng: random.Random) -> list[Device]:
+    """``readers_per_station`` readers at every station of the district: ``{station_id}-R1`` ..."""
+    devices = []
+    for market in district.markets:
+        for station in market.stations:
+            operators = tuple(f"op-{station.station_id}-{o}" for o in range(1, cfg.operators_per_station + 1))
+            for r in range(1, cfg.readers_per_station + 1):
+                firmware = rng.choice(("2.4.1", "2.4.1", "2.4.1", "2.4.0", "2.3.7"))
+                devices.append(Device(market.market_id, station.station_id, f"{station.station_id}-R{r}",
+                                      firmware, operators))
     return devices
 
 

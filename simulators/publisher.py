@@ -31,14 +31,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt_in import parse_mqtt_url
 from schemas.common import utc_now
+from schemas.errors import MqttFailure
 from schemas.settings import Settings
+from simulators.district import DISTRICT
 from simulators.entry_scans import certificate_pool, entry_messages, fleet_district
 from simulators.faults import add_fleet_faults, describe
 from simulators.fleet import CertificateRef, Fleet, FleetConfig, market_ids
 from simulators.malformed import MALFORMED_CASES
 
 
-class PublisherError(Exception):
+class PublisherError(MqttFailure):
     """The publisher could not connect or was refused by the broker."""
 
 
@@ -340,6 +342,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--count", type=int, help="stop after this many messages")
     add("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
     add("--markets", type=int, default=d.markets, help="number of markets")
+    add("--district", action="store_true",
+        help="publish from the 47 stations of the simulated district (simulators/district.py), not --markets")
     add("--market-prefix", default=d.market_prefix, help="markets are named PREFIX-01, PREFIX-02, ...")
     add("--stations", type=int, default=d.stations_per_market, help="stations per market")
     add("--readers", type=int, default=d.readers_per_station, help="readers per station")
@@ -370,7 +374,8 @@ def fleet_config_from_args(args: argparse.Namespace, seed: int) -> FleetConfig:
     return FleetConfig(markets=args.markets, stations_per_market=args.stations,
                        readers_per_station=args.readers, positive_rate=args.positive_rate,
                        suspicious_rate=args.suspicious_rate, invalid_rate=args.invalid_rate,
-                       disagreement_rate=args.disagreement_rate, seed=seed, market_prefix=args.market_prefix)
+                       disagreement_rate=args.disagreement_rate, seed=seed, market_prefix=args.market_prefix,
+                       district=DISTRICT if getattr(args, "district", False) else None)
 
 
 @contextmanager

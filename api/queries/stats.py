@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from domain.failures import share
+from storage import registry
 from storage.db import Connection
 
 
@@ -30,6 +31,9 @@ class GroupBy(StrEnum):
     ANALYTE = "analyte"
     COMMODITY = "commodity"
     REGION = "region"
+    TOWN = "town"
+    VILLAGE = "village"
+    GRID = "grid"
 
 
 class Bucket(StrEnum):
@@ -45,6 +49,26 @@ KEY_COLUMN = {
     GroupBy.COMMODITY: "commodity",
     GroupBy.REGION: "region_code",
 }
+# group_by town|village|grid: the market's entry in the registry (migration 0008), not the device payload.
+# Counts come from the per-market relation; a market the registry does not know groups under "".
+REGISTRY_KEYS = {
+    GroupBy.TOWN: "substr(r.region_code, 1, 9) || '000'",
+    GroupBy.VILLAGE: "r.region_code",
+    GroupBy.GRID: "r.grid_id",
+}
+
+
+def _group_key(group_by: GroupBy, table: str) -> str:
+    if group_by in REGISTRY_KEYS:
+        return (f"coalesce((SELECT {REGISTRY_KEYS[group_by]} FROM markets r "
+                f"WHERE r.market_id = {table}.market_id), '')")
+    return KEY_COLUMN[group_by]
+
+
+def _relation(group_by: GroupBy) -> str:
+    return "pass_rate_market_hourly" if group_by in REGISTRY_KEYS else f"pass_rate_{group_by.value}_hourly"
+
+
 COUNTS = ("n_tests", "n_negative", "n_positive", "n_suspicious", "n_invalid", "n_verdict_mismatch", "n_cutoff_mismatch")
 SCREEN_KINDS = ("positive", "suspicious")
 
@@ -89,7 +113,7 @@ def pass_rate_rows(
         "kinds": list(SCREEN_KINDS),
     }
     scope = _scope(q, params)
-    key = KEY_COLUMN[q.group_by]
+    relation = _relation(q.group_by)
     sums = ", ".join(f"sum({c})::bigint AS {c}" for c in COUNTS)
     page = ""
     if after is not None:
@@ -97,12 +121,13 @@ def pass_rate_rows(
         params["after_b"], params["after_g"] = after
     query = f"""
         WITH tests AS (
-            SELECT {_bucket_sql(q.bucket, "bucket")} AS bucket_start, {key} AS grp, {sums}
-            FROM pass_rate_{q.group_by.value}_hourly
+            SELECT {_bucket_sql(q.bucket, "bucket")} AS bucket_start, {_group_key(q.group_by, relation)} AS grp, {sums}
+            FROM {relation}
             WHERE bucket >= %(since)s AND bucket < %(until)s {scope}
             GROUP BY 1, 2
         ), closure AS (
-            SELECT {_bucket_sql(q.bucket, "raised_at")} AS bucket_start, coalesce({key}, '') AS grp,
+            SELECT {_bucket_sql(q.bucket, "raised_at")} AS bucket_start,
+                   coalesce({_group_key(q.group_by, "failures")}, '') AS grp,
                    count(*) AS n_failures, count(closed_at) AS n_closed,
                    count(*) FILTER (WHERE outcome = 'false_positive') AS n_false_positive,
                    count(*) FILTER (WHERE outcome = 'confirmed') AS n_confirmed,
@@ -128,7 +153,12 @@ def pass_rate_rows(
         cur.execute("SET LOCAL work_mem = '32MB'")  # the closure figures sort every failure of the range
         cur.execute(query, params)
         names = [d[0] for d in cur.description or ()]
-        return [shape(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+        out = [shape(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+    if q.group_by in (GroupBy.TOWN, GroupBy.VILLAGE):
+        regions = registry.region_names(conn, (row["group"] for row in out))
+        for row in out:
+            row["group_name"] = regions.get(row["group"])
+    return out
 
 
 def shape(row: dict[str, Any]) -> dict[str, Any]:

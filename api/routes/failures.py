@@ -19,6 +19,7 @@ from domain import workflow
 from domain.failures import deadlines_from
 from schemas.common import AwareDatetime, Identifier
 from storage import failures as q
+from storage import registry
 from storage.audit import record_audit
 from storage.readings import get_reading, get_reading_at
 
@@ -205,8 +206,10 @@ def act(
     except workflow.WorkflowError as exc:
         raise ApiError(exc.status, exc.code, exc.message, {**exc.details, "allowed": exc.allowed}) from None
     status = workflow.current([*events, event])
+    market = registry.market_rules(db, found.get("market_id"))
     seq = q.record_action(
-        db, found["failure_id"], event, status, workflow.due_at(status, deadlines, found.get("wholesale", False)),
+        db, found["failure_id"], event, status,
+        workflow.due_at(status, deadlines, found.get("wholesale", False), market),
         workflow.outcome([*events, event]),
     )
     record_audit(
@@ -218,7 +221,7 @@ def act(
     )
     db.commit()
     after = {**found, "state": status.state.value, "state_since": status.since,
-             "due_at": workflow.due_at(status, deadlines, found.get("wholesale", False)),
+             "due_at": workflow.due_at(status, deadlines, found.get("wholesale", False), market),
              "closed_at": status.since if status.closed else None, "outcome": workflow.outcome([*events, event])}
     appended = {"seq": seq, "action": event.action, "from_state": event.from_state.value if event.from_state else None,
                 "to_state": event.to_state.value, "actor": event.actor, "role": event.role, "at": event.at,

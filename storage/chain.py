@@ -1,4 +1,4 @@
-"""SQL of the chain consumer: read what a batch needs, write what it accepted or holds."""
+"""SQL of the chain's writers (chain consumer, bulk loader): read what a batch needs, write what it accepts or holds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.chain import ParentState
-from schemas.certificate import UNIT_BASE, Unit
+from domain.custody import Lot
+from schemas.certificate import UNIT_BASE, Submitter, Unit
 
 #: Key of the transaction-level advisory lock that serialises chain writers, so a
 #: held record and the parent that releases it can never pass each other unseen.
@@ -26,7 +27,8 @@ class Known:
     depth: int
     superseded: bool
     draws: dict[str, float]  # parent number -> base quantity this record took
-    record: Any = None  # the canonical record (for duplicate detection)
+    record: Any  # the canonical record (for duplicate detection)
+    lot: Lot  # whose it is (chain of custody)
 
 
 def lock_chain(cur: Cursor) -> None:
@@ -38,7 +40,7 @@ def lock_chain(cur: Cursor) -> None:
 
 _STORED = """
 SELECT c.certificate_no, c.record, c.digest, c.depth, c.product_name, c.product_category, c.quantity_unit,
-       c.quantity_base,
+       c.quantity_base, c.holder_id, c.market_id,
        COALESCE((SELECT sum(l.quantity_base) FROM certificate_links l
                  WHERE l.parent_no = c.certificate_no
                    AND NOT EXISTS (SELECT 1 FROM certificates s WHERE s.supersedes = l.child_no)), 0),
@@ -57,10 +59,11 @@ def fetch_known(cur: Cursor, numbers: Iterable[str]) -> dict[str, Known]:
         return {}
     cur.execute(_STORED, (wanted,))
     out: dict[str, Known] = {}
-    for no, record, digest, depth, name, category, unit, base, consumed, superseded, draws in cur.fetchall():
+    for (no, record, digest, depth, name, category, unit, base, holder_id, market_id, consumed, superseded,
+         draws) in cur.fetchall():
         state = ParentState(no, name, category, UNIT_BASE[Unit(unit)][0], base, float(consumed), digest)
         parsed = {d.split(" ")[0]: float(d.split(" ")[1]) for d in draws or ()}
-        out[no] = Known(state, depth, superseded, parsed, record)
+        out[no] = Known(state, depth, superseded, parsed, record, Lot(no, holder_id, market_id))
     return out
 
 
@@ -73,8 +76,8 @@ def fetch_held(cur: Cursor, numbers: Iterable[str]) -> dict[str, Any]:
     return dict(cur.fetchall())
 
 
-def release_held(cur: Cursor, accepted: Sequence[str]) -> list[tuple[str, bytes, str]]:
-    """Take out the held rows waiting for any of ``accepted``: (number, raw, source topic)."""
+def release_held(cur: Cursor, accepted: Sequence[str]) -> list[tuple[str, bytes, str, Submitter | None]]:
+    """Take out the held rows waiting for any of ``accepted``: (number, raw, source topic, submitter)."""
     if not accepted:
         return []
     cur.execute(
@@ -82,10 +85,11 @@ def release_held(cur: Cursor, accepted: Sequence[str]) -> list[tuple[str, bytes,
         """DELETE FROM certificate_held
            WHERE certificate_no = ANY(ARRAY(SELECT DISTINCT waiting_no FROM certificate_waits
                                             WHERE awaited_no = ANY(%s::text[])))
-           RETURNING certificate_no, raw, source_topic""",
+           RETURNING certificate_no, raw, source_topic, submitter""",
         (list(accepted),),
     )
-    return [(no, bytes(raw), topic) for no, raw, topic in cur.fetchall()]
+    return [(no, bytes(raw), topic, None if sub is None else Submitter.model_validate(sub))
+            for no, raw, topic, sub in cur.fetchall()]
 
 
 def held_graph(cur: Cursor, numbers: Iterable[str]) -> dict[str, list[str]]:
@@ -110,9 +114,9 @@ def held_graph(cur: Cursor, numbers: Iterable[str]) -> dict[str, list[str]]:
 CERTIFICATE_COLUMNS = (
     "certificate_no", "kind", "issued_at", "lot_code", "product_name", "product_category", "quantity_value",
     "quantity_unit", "quantity_base", "holder_id", "holder_role", "market_id", "stall_id", "supersedes",
-    "record", "digest", "depth",
+    "record", "digest", "depth", "submitter",
 )
-NULLABLE_COLUMNS = ("lot_code", "market_id", "stall_id", "supersedes")
+NULLABLE_COLUMNS = ("lot_code", "market_id", "stall_id", "supersedes", "submitter")
 LINK_COLUMNS = ("child_no", "parent_no", "quantity_value", "quantity_unit", "quantity_base", "parent_digest")
 
 
@@ -139,12 +143,18 @@ def insert_links(cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
         copy_rows(cur, "certificate_links", LINK_COLUMNS, rows)
 
 
-def insert_held(cur: Cursor, rows: list[tuple[str, str, list[str], bytes, str]]) -> None:
-    """(number, canonical record JSON, waits_for, raw, source topic)."""
+def submitter_json(submitter: Submitter) -> str:
+    """The ``submitter`` column's value."""
+    return submitter.model_dump_json(exclude_none=True)
+
+
+def insert_held(cur: Cursor, rows: list[tuple[str, str, list[str], bytes, str, Submitter]]) -> None:
+    """(number, canonical record JSON, waits_for, raw, source topic, submitter)."""
     if rows:
         # certificate numbers are identifiers ([A-Za-z0-9._-]), so a plain array literal is exact
-        copy_rows(cur, "certificate_held", ("certificate_no", "record", "waits_for", "raw", "source_topic"),
-                  [(no, rec, "{" + ",".join(waits) + "}", "\\x" + raw.hex(), topic)
-                   for no, rec, waits, raw, topic in rows])
+        copy_rows(cur, "certificate_held",
+                  ("certificate_no", "record", "waits_for", "raw", "source_topic", "submitter"),
+                  [(no, rec, "{" + ",".join(waits) + "}", "\\x" + raw.hex(), topic, submitter_json(sub))
+                   for no, rec, waits, raw, topic, sub in rows])
         copy_rows(cur, "certificate_waits", ("waiting_no", "awaited_no"),
-                  [(no, awaited) for no, _, waits, _, _ in rows for awaited in waits])
+                  [(no, awaited) for no, _, waits, _, _, _ in rows for awaited in waits])
