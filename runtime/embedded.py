@@ -39,6 +39,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from runtime.ports import ensure_free, wait_for_port
+from schemas.errors import SetupError
 from storage.db import create_database
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 
 
-class ComponentError(RuntimeError):
+class ComponentError(SetupError):
     """An embedded component failed to start or stop; the message carries its log tail."""
 
 

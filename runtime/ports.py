@@ -8,8 +8,10 @@ import time
 
 import psutil
 
+from schemas.errors import SetupError
 
-class PortTakenError(RuntimeError):
+
+class PortTakenError(SetupError):
     """A configured port is already in use; the message names the setting that moves it."""
 
 

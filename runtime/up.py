@@ -136,6 +136,7 @@ def _banner(settings: Settings, components: list[ManagedProcess], logs: Path, to
         "",
         "rapidtrace is up",
         f"  API         http://{settings.api_host}:{settings.api_port}   (docs: /docs, health: /healthz)",
+        f"  Console     http://{settings.api_host}:{settings.api_port}/console/   (log in: paste the API token below)",
         f"  MQTT        {settings.mqtt_url}  (protocol {settings.mqtt_protocol})"
         + ("  [embedded amqtt]" if "EmbeddedMqtt" in embedded else "")
         + ("  [embedded Mosquitto]" if "Mosquitto" in embedded else ""),
