@@ -219,7 +219,7 @@ def station_hours(conn: Connection) -> dict[tuple[str, str], WorkingHours]:
 
 
 def upsert_regions(conn: Connection, regions: Iterable[Region]) -> int:
-    rows = [(r.code, r.level, r.name_zh, r.name_en) for r in regions]
+    rows = list({r.code: (r.code, r.level, r.name_zh, r.name_en) for r in regions}.values())  # last one wins
     if not rows:
         return 0
     with conn.cursor() as cur:

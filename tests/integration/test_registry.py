@@ -55,6 +55,8 @@ def test_markets_and_stations_through_the_api(client: Callable[[Principal], Test
     assert got["town_name"] == "湖塘镇" and got["village_name"] is None and got["time_zone"] == "Asia/Shanghai"
     assert got["stations"][0]["hours"]["mon"] == "06:00-18:00" and got["stations"][0]["hours"]["wed"] is None
     assert tc.get("/v1/markets/m2").json()["village_name"] == "青云村"
+    twice = [{"code": TOWN_B, "name_zh": "旧名"}, {"code": TOWN_B, "name_zh": "牛塘镇"}]
+    assert [r["name_zh"] for r in tc.put("/v1/registry/regions", json=twice).json()] == ["牛塘镇"]
     assert [m["market_id"] for m in tc.get("/v1/markets", params={"kind": "farmers"}).json()["items"]] == ["m1"]
     page = tc.get("/v1/markets", params={"limit": 1}).json()
     assert len(page["items"]) == 1 and page["next_cursor"]
