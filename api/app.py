@@ -19,7 +19,7 @@ from schemas.common import utc_now
 from schemas.settings import Settings
 
 ROUTERS = ("health", "readings", "deadletters", "failures", "devices", "stats", "thresholds", "certificates",
-           "admin", "markets")
+            "recall_scope", "admin", "markets", "strip_lots")
 
 DESCRIPTION = """\
 rapidtrace: food-market rapid testing and product traceability.

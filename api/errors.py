@@ -1,4 +1,10 @@
-"""JSON errors in the SPEC.md shape: ``{"error": {"code": "...", "message": "..."}}``."""
+"""JSON errors in the SPEC.md shape: ``{"error": {"code": "...", "message": "..."}}``.
+
+Every error of the project's tree (``schemas/errors.py``) that reaches a route's edge is
+answered here: :class:`ApiError` with its own status; a retriable ``Unavailable`` 503 with
+``Retry-After``; ``InvalidInput`` 422; ``Conflict`` 409 (a workflow refusal its own status);
+``AccessDenied`` 403; anything else 500, logged. :class:`ErrorBody` is the OpenAPI model.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +16,56 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas.errors import AccessDenied, Conflict, InvalidInput, RapidtraceError, Unavailable
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(RapidtraceError):
+    """An HTTP answer: status, machine-readable code, a message for people, optional details."""
+
     def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.retriable = status in (429, 503)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. not_found, invalid_request, bad_cursor")
+    message: str = Field(description="what went wrong, for people")
+    details: dict[str, Any] | None = Field(None, description="more, where the code has it (e.g. the failing fields)")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer of the API."""
+
+    error: ErrorDetail
+
+
+#: The (status, code) of an error of the tree; the first matching class wins.
+_TREE_STATUS: tuple[tuple[type[RapidtraceError], int, str], ...] = (
+    (Unavailable, 503, "unavailable"),
+    (InvalidInput, 422, "invalid_request"),
+    (AccessDenied, 403, "forbidden"),
+    (Conflict, 409, "conflict"),
+)
+
+
+def answer_of(exc: RapidtraceError) -> tuple[int, str]:
+    """The HTTP status and error code for an error of the tree (500 ``internal_error`` when none fits)."""
+    status, code = getattr(exc, "status", None), getattr(exc, "code", None)
+    if isinstance(status, int) and isinstance(code, str):  # ApiError, domain.workflow refusals
+        return status, code
+    for cls, tree_status, tree_code in _TREE_STATUS:
+        if isinstance(exc, cls):
+            return tree_status, tree_code
+    return 500, "internal_error"
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -56,14 +100,24 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(error_body("bad_request", "NUL characters are not allowed in a URL"), status_code=400)
         return await call_next(request)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(ApiError)  # its own entry too: api/web/errors.py wraps it for HTML pages
+    @app.exception_handler(RapidtraceError)
+    async def _tree_error(_: Request, exc: RapidtraceError) -> JSONResponse:
+        status, code = answer_of(exc)
+        if status >= 500 and not exc.retriable:
+            log.error("unhandled %s in the API", type(exc).__name__, exc_info=exc)
+            return JSONResponse(error_body(code, "the server failed on this request; it was logged"), status_code=500)
+        details = getattr(exc, "details", None) or None
         headers: dict[str, str] | None = None
-        if exc.status == 401:
+        if status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
-        elif exc.status == 429 and exc.details and "retry_after_s" in exc.details:
-            headers = {"Retry-After": str(max(1, math.ceil(float(exc.details["retry_after_s"]))))}
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers)
+        elif status == 429 and details and "retry_after_s" in details:
+            headers = {"Retry-After": str(max(1, math.ceil(float(details["retry_after_s"]))))}
+        elif status == 503:
+            headers = {"Retry-After": "1"}
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        return JSONResponse(error_body(code, message, details if isinstance(details, dict) else None),
+                            status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

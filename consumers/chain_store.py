@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
+from consumers.chain_review import review_held
 from domain.chain import (
     Problem,
     Rejection,
@@ -45,7 +47,7 @@ from domain.chain import (
 from domain.custody import Lot, custody_problems
 from ingest.kafka_out import make_producer
 from schemas.certificate import SYSTEM_SUBMITTER, CertificateRecord, Submitter, submitter_of
-from schemas.common import describe_validation_error
+from schemas.common import describe_validation_error, utc_now
 from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
 from storage import chain as q
@@ -260,8 +262,9 @@ class ChainStore:
     #: the raw bytes the database returns, so a stale entry is never used); cleared when this large.
     HELD_CACHE_MAX = 200_000
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
+        self.clock = clock
         self._producer: KafkaProducer | None = None
         self._held_cache: dict[str, Item] = {}
 
@@ -294,6 +297,12 @@ class ChainStore:
             batch.flush()
             batch.hold(waiting)
         return result
+
+    def tick(self, conn: Connection) -> BatchResult:
+        """Idle-time work (the runner calls it on an empty poll): raise the review failures of records held
+        longer than ``chain_held_review_after_s``."""
+        review_held(conn, self.clock(), self.settings.chain_held_review_after_s)
+        return BatchResult()
 
     def after_commit(self, result: BatchResult) -> None:
         if not result.dead:

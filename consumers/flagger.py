@@ -36,8 +36,10 @@ from prometheus_client import Counter
 from consumers import failure_store as store
 from consumers.copy_text import copy_buffer
 from consumers.records import parse_reading
+from domain import failures as rules_of
 from domain import workflow
 from domain.anomaly import AnomalyRules, invalid_rate_anomaly, silent_devices
+from domain.failures import Judged, NewFailure, SubjectFailure, deadlines_from, fold_causes
 from domain.judging import Registry, Resolved, Thresholds, cutoff_disagrees, judge, signal_of
 from domain.workflow import Kind
 from ingest.kafka_out import make_producer
@@ -45,8 +47,10 @@ from schemas.common import rfc3339, utc_now
 from schemas.envelope import ReadingRecord
 from schemas.reading import Method, Reading, Verdict
 from schemas.settings import Settings
+from storage import failures as failures_store
 from storage import readings as readings_store
 from storage import registry
+from storage import thresholds as thresholds_store
 from storage.db import Connection, connect
 
 log = logging.getLogger(__name__)
@@ -61,7 +65,6 @@ class FlaggerRules:
     """Configuration defaults (DOMAIN.md marks them uncertain)."""
 
     anomaly: AnomalyRules = field(default_factory=AnomalyRules)
-    deadlines: workflow.Deadlines = field(default_factory=workflow.Deadlines)
     base: Thresholds = field(default_factory=Thresholds)
     window_tests: int = 50
     baseline_tests: int = 1000
@@ -126,93 +129,26 @@ def verdict_row(env: ReadingRecord, registry: Registry, snapshots: Snapshots) ->
     }
 
 
-_VERDICT_KINDS = {
-    Verdict.POSITIVE.value: Kind.POSITIVE,
-    Verdict.SUSPICIOUS.value: Kind.SUSPICIOUS,
-    Verdict.INVALID.value: Kind.INVALID,
-}
-
-
-def _summary(kind: Kind, v: dict[str, Any]) -> str:
-    where = f"{v['commodity']} / {v['analyte']} at {v['market_id']}/{v['station_id']}"
-    if kind is Kind.VERDICT_MISMATCH:
-        return f"device {v['device_id']} said {v['device_result']}, server judged {v['server_result']}: {where}"
-    if kind is Kind.CUTOFF_MISMATCH:
-        return (
-            f"device {v['device_id']} cut-off {v['device_cutoff']:g} differs from the registry's "
-            f"r_pos {v['thresholds']['r_pos']:g}: {where}"
-        )
-    return f"{kind.value} strip: {where} ({v['reason']})"
-
-
-def reading_failures(v: dict[str, Any], now: datetime) -> list[store.NewFailure]:
-    """The failures one new verdict raises."""
-    kinds = []
-    if v["server_result"] in _VERDICT_KINDS:
-        kinds.append(_VERDICT_KINDS[v["server_result"]])
-    if v["verdict_mismatch"]:
-        kinds.append(Kind.VERDICT_MISMATCH)
-    if v["cutoff_mismatch"]:
-        kinds.append(Kind.CUTOFF_MISMATCH)
+def judged(v: dict[str, Any]) -> Judged:
+    """A verdict row as the failure rules' typed input."""
     sample = v["_sample"]
-    out = []
-    for kind in kinds:
-        key = f"{kind.value}:{v['reading_id']}"
-        row = {
-            "failure_id": store.failure_id_for(key),
-            "dedup_key": key,
-            "kind": kind.value,
-            "workflow": workflow.workflow_of(kind).value,
-            "raised_at": now,
-            "summary": _summary(kind, v),
-            "details": {
-                "server_result": v["server_result"],
-                "device_result": v["device_result"],
-                "rule": v["rule"],
-                "reason": v["reason"],
-                "ratio": v["ratio"],
-                "device_cutoff": v["device_cutoff"],
-                "thresholds": v["thresholds"],
-            },
-            "reading_id": v["reading_id"],
-            "measured_at": v["measured_at"],
-            "market_id": v["market_id"],
-            "station_id": v["station_id"],
-            "device_id": v["device_id"],
-            "analyte": v["analyte"],
-            "commodity": v["commodity"],
-            "commodity_category": v["commodity_category"],
-            "region_code": v["region_code"],
-            "strip_lot": v["strip_lot"],
-            "sample_id": sample.sample_id,
-            "vendor_id": sample.vendor_id,
-            "certificate_no": sample.certificate_no,
-            "lot_code": sample.lot_code,
-            "subject": v["device_id"],
-        }
-        out.append(store.NewFailure(row, workflow.auto_events(kind, now)))
-    return out
+    return Judged(
+        reading_id=v["reading_id"], measured_at=v["measured_at"], market_id=v["market_id"],
+        station_id=v["station_id"], device_id=v["device_id"], analyte=v["analyte"], commodity=v["commodity"],
+        commodity_category=v["commodity_category"], region_code=v["region_code"], strip_lot=v["strip_lot"],
+        server_result=v["server_result"], device_result=v["device_result"], rule=v["rule"], reason=v["reason"],
+        ratio=v["ratio"], device_cutoff=v["device_cutoff"], verdict_mismatch=v["verdict_mismatch"],
+        cutoff_mismatch=v["cutoff_mismatch"], thresholds=v["thresholds"], sample_id=sample.sample_id,
+        vendor_id=sample.vendor_id, certificate_no=sample.certificate_no, lot_code=sample.lot_code,
+    )
 
 
-def subject_failure(
-    kind: Kind, key: str, subject: str, now: datetime, summary: str, details: dict[str, Any], **columns: Any
-) -> store.NewFailure:
-    """A failure about a device, a strip lot or another failure rather than one reading."""
-    row = {
-        "failure_id": store.failure_id_for(key),
-        "dedup_key": key,
-        "kind": kind.value,
-        "workflow": workflow.workflow_of(kind).value,
-        "raised_at": now,
-        "summary": summary,
-        "details": details,
-        "subject": subject,
-        **columns,
-    }
-    return store.NewFailure(row, workflow.auto_events(kind, now))
+def reading_failures(v: dict[str, Any], now: datetime) -> list[NewFailure]:
+    """The failures one new verdict raises (``domain/failures.py``)."""
+    return rules_of.reading_failures(judged(v), now)
 
 
-def alert_payload(f: store.NewFailure) -> dict[str, Any]:
+def alert_payload(f: NewFailure) -> dict[str, Any]:
     """The ``rt.alerts.v1`` value of a new failure."""
     row = f.row
     status = workflow.current(f.events)
@@ -242,6 +178,9 @@ def alert_payload(f: store.NewFailure) -> dict[str, Any]:
     out["measured_at"] = rfc3339(row["measured_at"]) if row.get("measured_at") else None
     out["parent_failure_id"] = str(row["parent_failure_id"]) if row.get("parent_failure_id") else None
     out["details"] = row.get("details") or {}
+    if f.cause_key is not None:
+        out["cause_key"] = f.cause_key
+        out["occurrences"] = row.get("occurrences", 1)
     return out
 
 
@@ -261,6 +200,7 @@ class Flagger:
         self.settings = settings
         self.clock = clock or utc_now
         self.rules = rules or FlaggerRules()
+        self.deadlines = deadlines_from(settings)
         self._producer = producer
         self._registry = Registry([], self.rules.base)
         self._snapshots = Snapshots()
@@ -277,9 +217,9 @@ class Flagger:
         """The registry as committed when this batch's transaction looked: its version (newest id and
         row count; versions are append-only) is read in the batch's own transaction before judging,
         so a threshold committed before a reading arrives judges it (reloaded only on a change)."""
-        version = store.registry_version(conn)
+        version = thresholds_store.registry_version(conn)
         if version != self._registry_version:
-            self._registry = Registry(store.load_registry(conn), self.rules.base)
+            self._registry = Registry(thresholds_store.load_registry(conn), self.rules.base)
             self._snapshots = Snapshots()
             self._registry_version = version
         return self._registry
@@ -310,6 +250,7 @@ class Flagger:
         new_rows = [v for v in rows if v["reading_id"] in new_ids]
         store.upsert_device_activity(conn, new_rows)
         raised = [f for v in new_rows for f in reading_failures(v, now)]
+        raised = fold_causes(raised)
         raised += self.rate_anomalies(conn, new_rows, now)
         raised += self.sweep(conn, now)
         return self.raise_failures(conn, raised)
@@ -319,17 +260,19 @@ class Flagger:
         on an empty poll, inside a transaction it commits, followed by :meth:`after_commit`."""
         return self.raise_failures(conn, self.sweep(conn, self.clock()))
 
-    def raise_failures(self, conn: Connection, failures: list[store.NewFailure]) -> list[UUID]:
+    def raise_failures(self, conn: Connection, failures: list[NewFailure]) -> list[UUID]:
         """Insert failures, their opening events and alerts; returns the new failure ids."""
-        new = store.insert_failures(conn, failures, self.rules.deadlines)
-        store.enqueue_alerts(conn, [(f.row["failure_id"], f.row.get("market_id"), alert_payload(f)) for f in new])
-        store.append_events(conn, [(f.row["failure_id"], e) for f in new for e in f.events])
+        new = failures_store.insert_failures(conn, failures, self.deadlines)
+        failures_store.enqueue_alerts(
+            conn, [(f.row["failure_id"], f.row.get("market_id"), alert_payload(f)) for f in new]
+        )
+        failures_store.append_events(conn, [(f.row["failure_id"], e) for f in new for e in f.events])
         for f in new:
             RAISED.labels(f.row["kind"]).inc()
         return [f.row["failure_id"] for f in new]
 
     # --- anomalies ---
-    def rate_anomalies(self, conn: Connection, new_rows: list[dict[str, Any]], now: datetime) -> list[store.NewFailure]:
+    def rate_anomalies(self, conn: Connection, new_rows: list[dict[str, Any]], now: datetime) -> list[NewFailure]:
         invalid = [v for v in new_rows if v["server_result"] == Verdict.INVALID.value]
         if not invalid:
             return []
@@ -345,7 +288,7 @@ class Flagger:
                 conn, subject, keys, self.rules.window_tests, self.rules.baseline_tests
             )
             names = {k: "/".join(k) for k in keys}
-            already = store.open_subjects(conn, kind.value, names.values())
+            already = failures_store.open_subjects(conn, kind.value, names.values())
             for key, (window, baseline) in sorted(counts.items()):
                 found = invalid_rate_anomaly(window, baseline, self.rules.anomaly)
                 if found is None or names[key] in already:
@@ -369,13 +312,12 @@ class Flagger:
                 }
                 dedup = f"{kind.value}:{names[key]}:{rfc3339(now)}"
                 out.append(
-                    subject_failure(
-                        kind, dedup, names[key], now, f"{subject} {names[key]}: {found.describe()}", details, **columns
-                    )
+                    SubjectFailure(kind, dedup, names[key], f"{subject} {names[key]}: {found.describe()}", details)
+                    .raise_at(now, **columns)
                 )
         return out
 
-    def sweep(self, conn: Connection, now: datetime, force: bool = False) -> list[store.NewFailure]:
+    def sweep(self, conn: Connection, now: datetime, force: bool = False) -> list[NewFailure]:
         """Overdue workflow steps and silent readers, at most every ``sweep_interval_s``."""
         if (
             not force
@@ -386,9 +328,9 @@ class Flagger:
         self._last_sweep = now
         return self.overdue(conn, now) + self.silent(conn, now)
 
-    def overdue(self, conn: Connection, now: datetime) -> list[store.NewFailure]:
+    def overdue(self, conn: Connection, now: datetime) -> list[NewFailure]:
         out = []
-        for f in store.overdue_failures(conn, now):
+        for f in failures_store.overdue_failures(conn, now):
             key = f"overdue:{f['failure_id']}:{f['state']}:{rfc3339(f['state_since'])}"
             summary = (
                 f"{f['kind']} failure {f['failure_id']} overdue in state {f['state']} (due {rfc3339(f['due_at'])})"
@@ -398,21 +340,14 @@ class Flagger:
                 for k in ("market_id", "station_id", "device_id", "analyte", "commodity", "strip_lot", "reading_id")
             }
             out.append(
-                subject_failure(
-                    Kind.OVERDUE,
-                    key,
-                    str(f["failure_id"]),
-                    now,
-                    summary,
+                SubjectFailure(
+                    Kind.OVERDUE, key, str(f["failure_id"]), summary,
                     {"state": f["state"], "due_at": rfc3339(f["due_at"])},
-                    parent_failure_id=f["failure_id"],
-                    region_code=f["region_code"],
-                    **columns,
-                )
+                ).raise_at(now, parent_failure_id=f["failure_id"], region_code=f["region_code"], **columns)
             )
         return out
 
-    def silent(self, conn: Connection, now: datetime) -> list[store.NewFailure]:
+    def silent(self, conn: Connection, now: datetime) -> list[NewFailure]:
         out = []
         for s in silent_devices(store.devices_seen(conn), now, self.rules.anomaly, registry.station_hours(conn)):
             d = s.device
@@ -420,17 +355,10 @@ class Flagger:
             hours = s.silent_for.total_seconds() / 3600
             summary = f"reader {d.device_id} silent for {hours:.1f} working hours (last seen {rfc3339(d.last_seen)})"
             out.append(
-                subject_failure(
-                    Kind.SILENT_DEVICE,
-                    key,
-                    d.device_id,
-                    now,
-                    summary,
+                SubjectFailure(
+                    Kind.SILENT_DEVICE, key, d.device_id, summary,
                     {"last_seen": rfc3339(d.last_seen), "silent_working_hours": round(hours, 2)},
-                    device_id=d.device_id,
-                    market_id=d.market_id,
-                    station_id=d.station_id,
-                )
+                ).raise_at(now, device_id=d.device_id, market_id=d.market_id, station_id=d.station_id)
             )
         return out
 
@@ -441,7 +369,7 @@ class Flagger:
             conn = self._outbox()
             try:
                 # Row locks (SKIP LOCKED) are held until marked sent: two flaggers never publish the same alert.
-                pending = store.pending_alerts(conn)
+                pending = failures_store.pending_alerts(conn)
                 if not pending:
                     conn.commit()
                     return
@@ -457,7 +385,7 @@ class Flagger:
                 producer.flush(timeout=30)
                 for fut in futures:
                     fut.get(timeout=30)
-                store.mark_sent(conn, [fid for fid, _, _ in pending])
+                failures_store.mark_sent(conn, [fid for fid, _, _ in pending])
                 conn.commit()
                 ALERTS.inc(len(pending))
             except BaseException:

@@ -5,6 +5,13 @@ handler's writes are idempotent, so a crash or a redelivery never loses or
 doubles a record.  A database outage pauses the partitions (staying in the
 group) and retries the same batch until it succeeds; a record the handler
 cannot take even on its own becomes a dead letter with the reason.
+
+The loop owns its record source (:class:`RecordSource`; Kafka by default,
+:mod:`consumers.kafka_source`), one dead-letter sink (one Kafka producer) and
+its database connection; tests pass :mod:`consumers.testing`'s in-memory
+source and sink instead.  A source that reports its log started over (a
+memory-only broker restarted, a topic recreated) is reported loudly: a log
+line, ``rt_kafka_log_resets_total``, and a row that ``/healthz`` shows.
 """
 
 from __future__ import annotations
@@ -15,15 +22,17 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge
 
+from consumers.kafka_source import KafkaSource, LogReset, make_kafka_consumer
 from ingest.kafka_out import make_producer
 from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
 from storage.db import Connection, connect, is_retriable
+from storage.kafka_resets import record_reset
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,55 @@ BATCHES = Counter("rt_consumer_batches_total", "Batches committed", ["consumer"]
 DEADLETTERED = Counter("rt_consumer_deadlettered_total", "Records a consumer could not take", ["consumer"])
 DB_DOWN = Gauge("rt_consumer_db_down", "1 while the consumer waits for the database", ["consumer"],
                 multiprocess_mode="livemax")
+LOG_RESETS = Counter("rt_kafka_log_resets_total", "Times a consumer found its Kafka log started over",
+                     ["consumer", "topic", "reason"])
+MAYBE_LOST = Counter("rt_kafka_records_maybe_lost_total",
+                     "Records of a log that started over which the consumer had not read", ["consumer", "topic"])
+
+
+class RecordSource(Protocol):
+    """Where a consumer's records come from (:class:`consumers.kafka_source.KafkaSource`)."""
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[ConsumerRecord]: ...
+
+    def commit(self) -> None: ...
+
+    def pause(self) -> list[TopicPartition]: ...
+
+    def resume(self, partitions: list[TopicPartition]) -> None: ...
+
+    def keep_alive(self, timeout_ms: int) -> None: ...
+
+    def take_resets(self) -> list[LogReset]: ...
+
+    def close(self) -> None: ...
+
+
+class DeadLetterSink(Protocol):
+    """Where dead letters go; ``send`` returns once they are durable."""
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class KafkaSink:
+    """Dead letters to Kafka through one producer, made on first use."""
+
+    def __init__(self, settings: Settings, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._producer: Any = None
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        if self._producer is None:
+            self._producer = make_producer(self._settings, client_id=self._client_id)
+        self._producer.send(topic, key=key, value=value).get(timeout=30)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            producer.close(timeout=5)
 
 
 class Handler(Protocol):
@@ -61,34 +119,22 @@ class PoisonRecord(Exception):
 
 
 def make_consumer(handler: Handler, settings: Settings) -> KafkaConsumer:
-    if not settings.kafka_bootstrap:
-        raise ValueError("RT_KAFKA_BOOTSTRAP is not set")
-    return KafkaConsumer(
-        *handler.topics(settings),
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
-        group_id=f"{settings.consumer_group_prefix}.{handler.name}",
-        client_id=f"rapidtrace-{handler.name}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=settings.consumer_batch_size,
-        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 4),
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    return make_kafka_consumer(handler.topics(settings), f"{settings.consumer_group_prefix}.{handler.name}",
+                               f"rapidtrace-{handler.name}", settings)
 
 
 class ConsumerLoop:
     """Runs one handler; ``run`` returns when ``stop`` is set (after finishing the batch in hand)."""
 
-    def __init__(self, handler: Handler, settings: Settings, stop: threading.Event) -> None:
+    def __init__(self, handler: Handler, settings: Settings, stop: threading.Event,
+                 source: RecordSource | None = None, sink: DeadLetterSink | None = None) -> None:
         self.handler = handler
         self.settings = settings
         self.stop = stop
         self._conn: Connection | None = None
-        self._consumer: KafkaConsumer | None = None
-        self._producer: KafkaProducer | None = None
+        self._given_source = source
+        self._source: RecordSource | None = None
+        self._sink: DeadLetterSink = sink or KafkaSink(settings, f"rapidtrace-{handler.name}")
         self._last_tick = 0.0
 
     # --- connections ---
@@ -108,10 +154,8 @@ class ConsumerLoop:
         self._conn = None
 
     def _dead_letter(self, record: ConsumerRecord, code: str, reason: str) -> None:
-        if self._producer is None:
-            self._producer = make_producer(self.settings, client_id=f"rapidtrace-{self.handler.name}")
         value = deadletter_value("kafka", record.topic, record.value or b"", code, reason)
-        self._producer.send(self.settings.topic_deadletter, key=record.topic.encode(), value=value).get(timeout=30)
+        self._sink.send(self.settings.topic_deadletter, record.topic.encode(), value)
         DEADLETTERED.labels(self.handler.name).inc()
         log.warning("%s: dead-lettered %s[%d]@%d: %s", self.handler.name, record.topic, record.partition,
                     record.offset, reason)
@@ -195,29 +239,33 @@ class ConsumerLoop:
 
     def _keep_membership(self, delay: float) -> None:
         """Wait out a database outage while still polling (paused) so the group keeps us."""
-        consumer = self._consumer
+        source = self._source
         deadline = time.monotonic() + delay
-        if consumer is None:
+        if source is None:
             self.stop.wait(delay)
             return
-        assigned = consumer.assignment()
-        consumer.pause(*assigned)
+        assigned = source.pause()
         try:
             while time.monotonic() < deadline and not self.stop.is_set():
-                consumer.poll(timeout_ms=200)
+                source.keep_alive(200)
         finally:
-            consumer.resume(*assigned)
+            source.resume(assigned)
 
     # --- the loop ---
+    def _make_source(self) -> RecordSource:
+        if self._given_source is not None:
+            return self._given_source
+        s = self.settings
+        return KafkaSource(self.handler.topics(s), f"{s.consumer_group_prefix}.{self.handler.name}",
+                           f"rapidtrace-{self.handler.name}", s)
+
     def run(self) -> None:
-        self._consumer = make_consumer(self.handler, self.settings)
+        self._source = self._make_source()
         log.info("%s: consuming %s", self.handler.name, self.handler.topics(self.settings))
         try:
             while not self.stop.is_set():
-                polled = self._consumer.poll(
-                    timeout_ms=self.settings.consumer_poll_timeout_ms, max_records=self.settings.consumer_batch_size
-                )
-                records = [r for batch in polled.values() for r in batch]
+                records = self._source.poll(self.settings.consumer_poll_timeout_ms, self.settings.consumer_batch_size)
+                self._report_resets(self._source.take_resets())
                 if not records:
                     self.idle()
                     continue
@@ -231,10 +279,24 @@ class ConsumerLoop:
         finally:
             self._close()
 
+    def _report_resets(self, resets: list[LogReset]) -> None:
+        for reset in resets:
+            LOG_RESETS.labels(self.handler.name, reset.topic, reset.reason).inc()
+            MAYBE_LOST.labels(self.handler.name, reset.topic).inc(reset.records_maybe_lost)
+            log.error("%s: KAFKA LOG RESET on %s partitions %s (%s): re-reading the new log from its start; "
+                      "%d records of the old log were not read by this consumer and may be gone",
+                      self.handler.name, reset.topic, list(reset.partitions), reset.reason, reset.records_maybe_lost)
+            try:
+                self._transact(lambda conn, r=reset: record_reset(  # type: ignore[misc]
+                    conn, self.handler.name, r.topic, r.reason, list(r.partitions), r.records_maybe_lost))
+            except Exception as exc:  # the log line and the metric stand; /healthz misses this one
+                log.warning("%s: could not record the log reset: %s", self.handler.name, exc)
+                self._drop_db()
+
     def _commit(self) -> None:
-        assert self._consumer is not None
+        assert self._source is not None
         try:
-            self._consumer.commit()
+            self._source.commit()
         except (CommitFailedError, KafkaError) as exc:
             # A rebalance took our partitions; the writes are idempotent, the next owner re-reads.
             log.warning("%s: offset commit failed (%s); records will be redelivered", self.handler.name, exc)
@@ -243,10 +305,10 @@ class ConsumerLoop:
         close = getattr(self.handler, "close", None)
         if close is not None:
             close()
-        if self._consumer is not None:
-            self._consumer.close(autocommit=False)
-        if self._producer is not None:
-            self._producer.close(timeout=5)
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+        self._sink.close()
         self._drop_db()
 
 

@@ -265,3 +265,14 @@ def _same(stored: Any, derived: Any) -> bool:
     if isinstance(derived, float) and isinstance(stored, int | float):
         return close_enough(float(stored), derived)
     return bool(stored == derived)
+
+
+# --- recall scope ---------------------------------------------------------------------
+
+
+def arrived_base(holder_id: str, quantity_base: float, draws: Iterable[tuple[str, float]]) -> float:
+    """How much of a lot reached ``holder_id`` from elsewhere (base units): its quantity less what it took from
+    lots the same holder already held.  A collector that received 500 kg and split it into 200 + 250 holds
+    500 kg, not 950: the parts arrived from its own lot.  ``draws``: (parent's holder, base quantity taken)."""
+    internal = sum(base for parent_holder, base in draws if parent_holder == holder_id)
+    return max(quantity_base - internal, 0.0)

@@ -79,7 +79,7 @@ def lot_of(number: str, records: Mapping[str, CertificateRecord]) -> Lot:
     """The lot a record covers: a hand-off's lot is its parent's (when known)."""
     rec = records[number]
     seen = {number}
-    while rec.kind is Kind.HANDOFF and rec.parents[0].certificate_no in records:
+    while rec.kind is Kind.HANDOFF and rec.parents and rec.parents[0].certificate_no in records:
         parent_no = rec.parents[0].certificate_no
         if parent_no in seen:
             break
@@ -113,7 +113,7 @@ def _record_events(rec: CertificateRecord, records: Mapping[str, CertificateReco
     inputs = _inputs(rec, records)
     if rec.kind is Kind.HANDOFF:
         return [
-            ChainEvent(Step.SHIP, rec, rec.issued_at, lot, inputs[0].quantity, inputs),
+            ChainEvent(Step.SHIP, rec, rec.issued_at, lot, inputs[0].quantity if inputs else rec.quantity, inputs),
             ChainEvent(Step.RECEIVE, rec, rec.issued_at, lot, rec.quantity, inputs),
         ]
     return [ChainEvent(Step.TRANSFORM, rec, rec.issued_at, lot, rec.quantity, inputs)]

@@ -127,8 +127,10 @@ def _handoff_event(event: ChainEvent, tz: str) -> dict[str, Any]:
                        for i in event.inputs if i.holder is not None],
         "destinationList": [{"type": "owning_party", "destination": party_uri(rec.holder)}],
     }
-    if not doc["sourceList"]:
+    if not doc["sourceList"] and event.inputs:
         doc["sourceList"] = [{"type": "owning_party", "source": _urn("certificate-holder", event.inputs[0].parent_no)}]
+    elif not doc["sourceList"]:  # the source is outside the reader's scope
+        del doc["sourceList"]
     place = _place_uri(rec)
     if place and not shipping:
         doc["bizLocation"] = {"id": place}

@@ -76,7 +76,7 @@ def _counterpart(event: ChainEvent) -> str:
 
 def _row(event: ChainEvent, records: Mapping[str, CertificateRecord]) -> list[str]:
     rec = event.record
-    shipping_from = records.get(event.inputs[0].parent_no) if event.step is Step.SHIP else None
+    shipping_from = records.get(event.inputs[0].parent_no) if event.step is Step.SHIP and event.inputs else None
     inputs = ""
     if event.step is Step.TRANSFORM:
         inputs = "; ".join(_lot_code(i.lot.key, i.lot.lot_code) for i in event.inputs)

@@ -12,7 +12,8 @@ Two workflows:
 * ``screen`` (positive and suspicious strips)::
 
     screen_positive -suspend_sale-> sale_suspended       (a positive does this at once)
-    screen_positive -retest_negative-> released          (second strip on site negative)
+    screen_positive -retest_negative-> released          (second strip on site: its server verdict negative;
+                                                          positive → sale_suspended; see retest_target)
     sale_suspended  -object (within 4 h)-> lab_retest
     sale_suspended  -commission_lab-> lab_retest
     sale_suspended  -destroy (after 4 h, no objection)-> destroyed
@@ -69,6 +70,7 @@ class Kind(StrEnum):
     INVALID_RATE_STRIP_LOT = "invalid_rate_strip_lot"
     SILENT_DEVICE = "silent_device"
     OVERDUE = "overdue"
+    CERTIFICATE_HELD = "certificate_held"  # a chain record waiting too long for a parent (issue 10)
 
 
 SCREEN_KINDS = frozenset({Kind.POSITIVE, Kind.SUSPICIOUS})
@@ -355,3 +357,89 @@ def auto_events(kind: Kind, raised_at: datetime) -> list[Event]:
             )
         )
     return events
+
+
+class Outcome(StrEnum):
+    """How a screen failure ended (DOMAIN.md §3): a lab-negative release is a false positive."""
+
+    CONFIRMED = "confirmed"
+    DESTROYED = "destroyed"
+    RELEASED_ON_RETEST = "released_on_retest"
+    FALSE_POSITIVE = "false_positive"
+
+
+_OUTCOME_OF = {
+    "lab_positive": Outcome.CONFIRMED,
+    "destroy": Outcome.DESTROYED,
+    "lab_negative": Outcome.FALSE_POSITIVE,
+}
+
+
+def outcome(events: Sequence[Event]) -> str | None:
+    """The outcome the history has reached so far (None while undecided)."""
+    found: Outcome | None = None
+    for e in events:
+        if e.action in _OUTCOME_OF:
+            found = _OUTCOME_OF[e.action]
+        elif e.action == "retest_negative" and e.to_state is State.RELEASED:
+            found = Outcome.RELEASED_ON_RETEST
+    return found.value if found else None
+
+
+# --- the on-site retest (DOMAIN.md §3: "optional second strip on site") ---
+
+
+@dataclass(frozen=True)
+class SampleFacts:
+    """What identifies a reading's sample, and the server's verdict on it (None: not judged yet)."""
+
+    reading_id: str
+    measured_at: datetime
+    market_id: str | None
+    analyte: str | None
+    commodity: str | None
+    sample_id: str | None
+    server_result: str | None = None
+
+
+class RetestRefused(WorkflowError):
+    status = 422
+    code = "retest_refused"
+
+
+def retest_target(first: SampleFacts, retest: SampleFacts | None, window: timedelta) -> State:
+    """Where ``retest_negative`` leads, decided by the retest's **server** verdict: negative → released,
+    positive → sale suspended.  The retest must be a real reading of the same sample (the same
+    sample_id, or the same market, analyte and commodity measured within ``window`` of the first),
+    measured after the first; anything else is refused with the reason."""
+    if retest is None:
+        raise RetestRefused("retest_reading_id names no reading (in your markets)", (), {"reason": "unknown"})
+    if retest.reading_id == first.reading_id:
+        raise RetestRefused("the retest must be another reading than the screen", (), {"reason": "same_reading"})
+    if retest.analyte != first.analyte:
+        raise RetestRefused(
+            f"the retest tested {retest.analyte}, the screen {first.analyte}", (), {"reason": "other_analyte"}
+        )
+    if retest.measured_at <= first.measured_at:
+        raise RetestRefused(
+            f"the retest was measured at {retest.measured_at.isoformat()}, not after the screen "
+            f"({first.measured_at.isoformat()})", (), {"reason": "not_after"},
+        )
+    same_id = first.sample_id is not None and retest.sample_id == first.sample_id
+    same_goods = (retest.market_id, retest.commodity) == (first.market_id, first.commodity)
+    if not same_id and not (same_goods and retest.measured_at - first.measured_at <= window):
+        raise RetestRefused(
+            "the retest is not of the same sample: it needs the same sample_id, or the same market, analyte "
+            f"and commodity measured within {window} after the screen", (), {"reason": "other_sample"},
+        )
+    if retest.server_result == "negative":
+        return State.RELEASED
+    if retest.server_result == "positive":
+        return State.SALE_SUSPENDED
+    if retest.server_result is None:
+        raise RetestRefused("the retest reading has not been judged yet; try again shortly", (),
+                            {"reason": "not_judged"})
+    raise RetestRefused(
+        f"the retest was judged {retest.server_result}: only a negative releases, a positive suspends the sale",
+        (), {"reason": retest.server_result},
+    )

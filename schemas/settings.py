@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     mqtt_port: int = 11883
     kafka_port: int = 19092
     pg_port: int = 15432
+    # `rapidtrace up`: a component that ran this long has its restart backoff reset
+    supervise_stable_s: float = 60.0
+    # `rapidtrace up` warns when the embedded Tansu's resident memory passes this (MiB)
+    tansu_rss_warn_mb: int = 1024
+    # `rapidtrace up --simulate`: readings per second of the simulated fleet; unset: the district
+    # rate of DOMAIN.md section 5 (30 tests a station a day)
+    fleet_rate: float | None = None
+    # /healthz answers 503 this long after a consumer found its Kafka log started over
+    kafka_reset_alert_s: float = 900.0
 
     # --- MQTT (bridge) ---
     mqtt_protocol: Literal["3.1.1", "5"] = "5"
@@ -75,22 +84,37 @@ class Settings(BaseSettings):
     # First-generation GC threshold of the bridge and consumers (runtime/gc_tuning.py); 0: CPython's 700.
     # 50000 makes the flagger 25% faster but tripled positive→SSE latency in the bench: off by default.
     gc_gen0_threshold: int = Field(default=0, ge=0)
+    # A certificate record held this long for a parent that has not arrived raises a review failure.
+    chain_held_review_after_s: float = Field(default=24 * 3600, gt=0)
 
     # --- storage ---
     timescale_compress_after: str = "7 days"
     timescale_retention: str = "3 years"
     timescale_chunk_interval: str = "1 day"
 
+    # --- failure workflow (DOMAIN.md §3; domain/failures.py deadlines_from) ---
+    objection_window_h: float = Field(default=4.0, gt=0)
+    posting_hour_wholesale: int = Field(default=8, ge=0, le=23)
+    posting_hour_farmers: int = Field(default=9, ge=0, le=23)
+    deadline_timezone: str = "Asia/Shanghai"
+    # A retest names a reading of the same sample_id, or of the same market, analyte and commodity
+    # measured within this many hours after the first (uncertain: DOMAIN.md gives 3-15 min a test).
+    retest_window_h: float = Field(default=2.0, gt=0)
+
     # --- API ---
     api_page_max: int = 1000
     api_page_default: int = 100
     api_auth: bool = True
+    # HMAC key of console session cookies (api/web/console/session.py); unset: random per API process.
+    console_secret: SecretStr | None = None
+    # lifetime of issued API tokens in days (`--no-expiry` on issue for none)
+    token_expiry_days: int = Field(default=90, ge=1)
+    # GET /metrics asks for a token (any role) when true; /healthz never does
+    metrics_require_token: bool = False
     # public pages (results board, certificate page): requests a minute per client address; the
     # address the certificate QR codes point at (default: the address the request came to)
     public_rate_per_minute: int = Field(120, ge=1)
     public_base_url: str | None = None
-    # HMAC key of console session cookies (api/web/console/session.py); unset: random per API process.
-    console_secret: SecretStr | None = None
 
     def with_overrides(self, **changes: object) -> Settings:
         return self.model_copy(update=changes)

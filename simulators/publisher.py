@@ -31,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt_in import parse_mqtt_url
 from schemas.common import utc_now
+from schemas.errors import MqttFailure
 from schemas.settings import Settings
 from simulators.district import DISTRICT
 from simulators.entry_scans import certificate_pool, entry_messages, fleet_district
@@ -39,7 +40,7 @@ from simulators.fleet import CertificateRef, Fleet, FleetConfig, market_ids
 from simulators.malformed import MALFORMED_CASES
 
 
-class PublisherError(Exception):
+class PublisherError(MqttFailure):
     """The publisher could not connect or was refused by the broker."""
 
 

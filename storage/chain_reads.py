@@ -23,6 +23,10 @@ NODE_COLUMNS = (
     "digest", "depth", "stored_at",
 )
 
+CORRECTION_COLUMNS = ("superseded_by", "superseded_by_market", "superseded_by_holder")
+#: an operator sees records at no market (origins, wholesalers' lots) and those at its markets
+_IN_SCOPE = "(%(markets)s::text[] IS NULL OR {t}.market_id IS NULL OR {t}.market_id = ANY(%(markets)s::text[]))"
+
 _WALK = {
     "up": "SELECT l.parent_no, w.hops + 1 FROM walk w JOIN certificate_links l ON l.child_no = w.no",
     "down": "SELECT l.child_no, w.hops + 1 FROM walk w JOIN certificate_links l ON l.parent_no = w.no",
@@ -50,16 +54,18 @@ def walk(conn: Connection, starts: Sequence[str], direction: Literal["up", "down
 
 
 def nodes(conn: Connection, numbers: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Stored records by number, each with the record correcting it (``superseded_by``) and where that one is
+    (``superseded_by_market``, ``superseded_by_holder``: what a scoped reader needs to decide whether to name it)."""
     with conn.cursor() as cur:
         cur.execute(
-            f"""SELECT {', '.join('c.' + c for c in NODE_COLUMNS)},
-                       (SELECT s.certificate_no FROM certificates s WHERE s.supersedes = c.certificate_no)
-                FROM certificates c WHERE c.certificate_no = ANY(%s)""",
+            f"""SELECT {', '.join('c.' + c for c in NODE_COLUMNS)}, s.certificate_no, s.market_id, s.holder_id
+                FROM certificates c LEFT JOIN certificates s ON s.supersedes = c.certificate_no
+                WHERE c.certificate_no = ANY(%s)""",
             (list(numbers),),
         )
         out = {}
         for row in cur.fetchall():
-            node = dict(zip((*NODE_COLUMNS, "superseded_by"), row, strict=True))
+            node = dict(zip((*NODE_COLUMNS, *CORRECTION_COLUMNS), row, strict=True))
             out[node["certificate_no"]] = node
         return out
 
@@ -76,26 +82,50 @@ def edges(conn: Connection, numbers: Iterable[str]) -> list[dict[str, Any]]:
         return [{"from": p, "to": c, "quantity": {"value": v, "unit": u}} for p, c, v, u in cur.fetchall()]
 
 
-def record(conn: Connection, number: str) -> dict[str, Any] | None:
-    """One stored record with its digest, parents and children, or None."""
+def record(conn: Connection, number: str, markets: Sequence[str] | None = None,
+           children_limit: int = 100) -> dict[str, Any] | None:
+    """One stored record with its digest, its correction and its children, or None.
+
+    ``markets`` (an operator's) limits the children named to those in scope; the others are only counted
+    (``children_outside_scope``)."""
+    params = {"no": number, "markets": None if markets is None else list(markets), "limit": children_limit}
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT c.record, c.digest, c.depth, c.stored_at, c.market_id, c.holder_id,
-                      (SELECT s.certificate_no FROM certificates s WHERE s.supersedes = c.certificate_no),
-                      (SELECT count(*) FROM certificate_links l WHERE l.parent_no = c.certificate_no)
-               FROM certificates c WHERE c.certificate_no = %s""",
-            (number,),
+            """SELECT c.record, c.digest, c.depth, c.stored_at, c.market_id, c.holder_id, c.submitter,
+                      s.certificate_no, s.market_id, s.holder_id
+               FROM certificates c LEFT JOIN certificates s ON s.supersedes = c.certificate_no
+               WHERE c.certificate_no = %(no)s""",
+            params,
         )
         row = cur.fetchone()
         if row is None:
             return None
-        rec, digest, depth, stored_at, market_id, holder_id, superseded_by, children = row
-        cur.execute("SELECT child_no FROM certificate_links WHERE parent_no = %s ORDER BY child_no LIMIT 100",
-                    (number,))
+        rec, digest, depth, stored_at, market_id, holder_id, submitter, *correction = row
+        cur.execute(
+            f"""SELECT count(*) FILTER (WHERE {_IN_SCOPE.format(t='k')}),
+                       count(*) FILTER (WHERE NOT {_IN_SCOPE.format(t='k')})
+                FROM certificate_links l JOIN certificates k ON k.certificate_no = l.child_no
+                WHERE l.parent_no = %(no)s""",
+            params,
+        )
+        inside, outside = cur.fetchone() or (0, 0)
+        cur.execute(
+            f"""SELECT l.child_no FROM certificate_links l JOIN certificates k ON k.certificate_no = l.child_no
+                WHERE l.parent_no = %(no)s AND {_IN_SCOPE.format(t='k')} ORDER BY l.child_no LIMIT %(limit)s""",
+            params,
+        )
         child_numbers = [c for (c,) in cur.fetchall()]
-    return {"status": "accepted", "certificate_no": number, "record": rec, "digest": digest, "depth": depth,
-            "stored_at": stored_at, "superseded_by": superseded_by, "children": child_numbers,
-            "children_count": children, "market_id": market_id, "holder_id": holder_id}
+        cur.execute(
+            """SELECT l.parent_no, p.market_id, p.holder_id FROM certificate_links l
+               JOIN certificates p ON p.certificate_no = l.parent_no WHERE l.child_no = %(no)s""",
+            params,
+        )
+        parent_lots = cur.fetchall()
+    return {"status": "accepted", "parent_lots": parent_lots, "certificate_no": number, "record": rec,
+            "digest": digest, "depth": depth,
+            "stored_at": stored_at, **dict(zip(CORRECTION_COLUMNS, correction, strict=True)),
+            "children": child_numbers, "children_count": inside, "children_outside_scope": outside,
+            "market_id": market_id, "holder_id": holder_id, "submitter": submitter}
 
 
 def held(conn: Connection, number: str) -> dict[str, Any] | None:
@@ -250,3 +280,48 @@ def start_certificates(conn: Connection, certificate_no: str | None, lot_code: s
     return here or [no for no, _ in rows]
 
 
+
+
+def parent_holders(conn: Connection, numbers: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+    """For each of ``numbers``: (parent's holder, base quantity taken from that parent) of every parent link."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT l.child_no, p.holder_id, l.quantity_base FROM certificate_links l
+               JOIN certificates p ON p.certificate_no = l.parent_no WHERE l.child_no = ANY(%s)""",
+            (list(numbers),),
+        )
+        out: dict[str, list[tuple[str, float]]] = {}
+        for child, holder, base in cur.fetchall():
+            out.setdefault(child, []).append((holder, base))
+        return out
+
+
+def held_records(conn: Connection, after: tuple[Any, str] | None, limit: int) -> list[dict[str, Any]]:
+    """Held records, oldest first, from after the keyset ``(held_at, certificate_no)``: what each waits for,
+    and which of those are themselves held (waiting on something else) rather than not arrived at all."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT h.certificate_no, h.record->>'kind', h.record->'holder'->>'id',
+                      h.record->'location'->>'market_id', h.waits_for, h.held_at, h.submitter,
+                      ARRAY(SELECT w FROM unnest(h.waits_for) w
+                            WHERE EXISTS (SELECT 1 FROM certificate_held x WHERE x.certificate_no = w))
+               FROM certificate_held h
+               WHERE %(at)s::timestamptz IS NULL OR (h.held_at, h.certificate_no) > (%(at)s::timestamptz, %(no)s)
+               ORDER BY h.held_at, h.certificate_no LIMIT %(limit)s""",
+            {"at": after[0] if after else None, "no": after[1] if after else None, "limit": limit},
+        )
+        keys = ("certificate_no", "kind", "holder_id", "market_id", "waits_for", "held_at", "submitter",
+                "waits_on_held")
+        return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
+
+
+def held_longer_than(conn: Connection, before: Any, limit: int = 1000) -> list[dict[str, Any]]:
+    """Held records that have waited since before ``before`` (oldest first)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT certificate_no, record, waits_for, held_at FROM certificate_held
+               WHERE held_at < %s ORDER BY held_at, certificate_no LIMIT %s""",
+            (before, limit),
+        )
+        keys = ("certificate_no", "record", "waits_for", "held_at")
+        return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]

@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from domain.device_acl import MqttAccount
+from schemas.errors import Conflict
 from storage.db import Connection
 
 _COLUMNS = ("username, kind, market_id, station_id, device_id, created_at, created_by, rotated_at, "
             "revoked_at, revoked_by")
 
 
-class DeviceExists(Exception):
+class DeviceExists(Conflict):
     """An active account with this device id (or username) is already registered."""
 
 

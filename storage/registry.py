@@ -219,7 +219,8 @@ def station_hours(conn: Connection) -> dict[tuple[str, str], WorkingHours]:
 
 
 def upsert_regions(conn: Connection, regions: Iterable[Region]) -> int:
-    rows = list({r.code: (r.code, r.level, r.name_zh, r.name_en) for r in regions}.values())  # last one wins
+    # one row a code (the last given wins): ON CONFLICT cannot touch a row twice in one statement
+    rows = list({r.code: (r.code, r.level, r.name_zh, r.name_en) for r in regions}.values())
     if not rows:
         return 0
     with conn.cursor() as cur:

@@ -73,6 +73,16 @@ def revoke_token(conn: Connection, token_id: str, actor: str) -> TokenRecord | N
     return _record(row) if row else None
 
 
+def revoke_named(conn: Connection, name: str, actor: str) -> list[str]:
+    """Revoke every live token called ``name``; their token ids."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE api_tokens SET revoked_at = now(), revoked_by = %s WHERE name = %s AND revoked_at IS NULL"
+            " RETURNING token_id", (actor, name),
+        )
+        return sorted(str(r[0]) for r in cur.fetchall())
+
+
 def list_tokens(conn: Connection, *, include_revoked: bool = False, after: str | None = None,
                 limit: int = 100) -> list[TokenRecord]:
     """Tokens ordered by token_id, keyset-paginated after ``after``."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from domain.chain import verify_nodes
+from domain.chain import arrived_base, verify_nodes
 from storage.chain_reads import (
     Direction,
     chain_records,
@@ -18,6 +18,7 @@ from storage.chain_reads import (
     failure_sample,
     held,
     nodes,
+    parent_holders,
     rapid_tests,
     reading_sample,
     record,
@@ -27,7 +28,7 @@ from storage.chain_reads import (
 )
 from storage.db import Connection
 
-__all__ = ["Trace", "chain_records", "failure_sample", "held", "rapid_tests", "reading_sample", "recall_scope",
+__all__ = ["Trace", "chain_records", "failure_sample", "held", "nodes", "rapid_tests", "reading_sample", "recall_scope",
            "record", "start_certificates", "trace", "verify"]
 
 
@@ -91,6 +92,9 @@ def recall_scope(conn: Connection, starts: Sequence[str], max_depth: int, limit:
         node["hops"] = up[no]
     lot_codes = sorted({n["lot_code"] for n in down_nodes.values() if n["lot_code"]})
     tests = rapid_tests(conn, sorted(down_nodes), lot_codes, markets=markets)
+    draws = parent_holders(conn, sorted(down_nodes))
+    for no, node in down_nodes.items():
+        node["arrived_base"] = arrived_base(node["holder_id"], node["quantity_base"], draws.get(no, ()))
     return {
         "up": {"nodes": up_nodes, "edges": edges(conn, up)},
         "origins": origins,

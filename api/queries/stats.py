@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from domain.failures import share
 from storage import registry
 from storage.db import Connection
 
@@ -128,6 +129,8 @@ def pass_rate_rows(
             SELECT {_bucket_sql(q.bucket, "raised_at")} AS bucket_start,
                    coalesce({_group_key(q.group_by, "failures")}, '') AS grp,
                    count(*) AS n_failures, count(closed_at) AS n_closed,
+                   count(*) FILTER (WHERE outcome = 'false_positive') AS n_false_positive,
+                   count(*) FILTER (WHERE outcome = 'confirmed') AS n_confirmed,
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - raised_at))
                        FILTER (WHERE closed_at IS NOT NULL) AS median_close_s
             FROM failures
@@ -138,6 +141,7 @@ def pass_rate_rows(
             SELECT coalesce(t.bucket_start, c.bucket_start) AS bucket_start, coalesce(t.grp, c.grp) AS grp,
                    {", ".join(f"coalesce(t.{c}, 0) AS {c}" for c in COUNTS)},
                    coalesce(c.n_failures, 0) AS n_failures, coalesce(c.n_closed, 0) AS n_closed,
+                   coalesce(c.n_false_positive, 0) AS n_false_positive, coalesce(c.n_confirmed, 0) AS n_confirmed,
                    c.median_close_s
             FROM tests t FULL JOIN closure c ON c.bucket_start = t.bucket_start AND c.grp = t.grp
         ) AS t
@@ -176,6 +180,11 @@ def shape(row: dict[str, Any]) -> dict[str, Any]:
         },
         "pass_rate": round(row["n_negative"] / valid, 6) if valid else None,
         "screen_failures": row["n_failures"],
+        # outcomes of the screen failures raised in the bucket (DOMAIN.md §3): a lab-negative release
+        # is a false positive, a lab positive a confirmed one
+        "false_positives": row["n_false_positive"],
+        "confirmed_positives": row["n_confirmed"],
+        "false_positive_rate": share(row["n_false_positive"], row["n_false_positive"] + row["n_confirmed"]),
         "closed": row["n_closed"],
         "closure_rate": round(row["n_closed"] / row["n_failures"], 6) if row["n_failures"] else None,
         "median_hours_to_close": round(float(median) / 3600, 3) if median is not None else None,

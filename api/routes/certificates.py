@@ -1,21 +1,37 @@
-"""Certificates of conformity: submit, read, trace, verify, export; recall scope of a failed sample."""
+"""Certificates of conformity: submit, read, list held records, trace, verify, export."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from api.certificate_models import (
+    CertificateDetail,
+    HeldRecord,
+    Queued,
+    QueuedMany,
+    TraceOut,
+    Verification,
+    errors,
+)
+from api.chain_scope import (
+    child_markets,
+    graph,
+    scoped,
+    scoped_records,
+    scrub_correction,
+    scrub_parents,
+    visible,
+)
 from api.deps import ClockDep, CurrentPrincipal, Db, Principal, ProducerDep, SettingsDep, require_role
 from api.errors import ApiError
+from api.pagination import Page, decode_cursor, encode_cursor
 from api.queries import chain as q
 from domain.chain import canonical_json, canonical_record
 from domain.chain_events import RapidTest
@@ -24,6 +40,7 @@ from domain.fsma import fsma_csv
 from schemas.certificate import CertificateRecord, Kind, Route, Submitter, SubmitterRole
 from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
+from storage import chain_reads
 from storage.audit import record_audit_many
 
 router = APIRouter(tags=["certificates"])
@@ -36,27 +53,9 @@ NODE_LIMIT = 5000
 
 Number = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="certificate number")]
 Depth = Annotated[int, Query(ge=0, le=MAX_DEPTH, description="hops to follow")]
-Reader = Annotated[Principal, Depends(require_role("regulator", "operator"))]
+Regulator = Annotated[Principal, Depends(require_role("regulator"))]
 #: Traces, verification and exports: producers too, of their own chains (see "scope").
 ChainReader = Annotated[Principal, Depends(require_role("regulator", "operator", "producer"))]
-
-
-# --- scope ------------------------------------------------------------------------
-#
-# Regulators see every record. Operators see records without a market and those at
-# their markets. Producers read their own chains: they start a trace, a verification
-# or an export only from a record they hold, and see the records they hold plus
-# everything downstream of them (where their lots went: a producer answers for
-# recalling its own product); other branches (another holder's lot merged in, the
-# suppliers upstream of a lot they did not issue) stay hidden. Recall scope is for
-# regulators and operators.
-
-
-def _visible(principal: Principal, market_id: str | None, holder_id: str | None) -> bool:
-    """May ``principal`` read this record in full (or start a trace from it)?"""
-    if principal.role == "producer":
-        return holder_id is not None and holder_id == principal.holder_id
-    return market_id is None or principal.sees_market(market_id)
 
 
 def _not_found(number: str) -> ApiError:
@@ -65,50 +64,9 @@ def _not_found(number: str) -> ApiError:
 
 def _start(db: Db, number: str, principal: Principal) -> dict[str, Any]:
     found = q.record(db, number)
-    if found is None or not _visible(principal, found["market_id"], found["holder_id"]):
+    if found is None or not visible(principal, found["market_id"], found["holder_id"]):
         raise _not_found(number)
     return found
-
-
-def _scoped(nodes: dict[str, dict[str, Any]], principal: Principal,
-            edges: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """The nodes of a chain ``principal`` may see (for a producer: its own and, along ``edges``, their descendants)."""
-    own = {no for no, n in nodes.items() if _visible(principal, n["market_id"], n["holder_id"])}
-    if principal.role == "producer":
-        own = _downstream(own, edges or [])
-    return {no: n for no, n in nodes.items() if no in own}
-
-
-def _downstream(starts: set[str], edges: list[dict[str, Any]]) -> set[str]:
-    children: dict[str, list[str]] = defaultdict(list)
-    for e in edges:
-        children[e["from"]].append(e["to"])
-    seen, todo = set(starts), list(starts)
-    while todo:
-        for child in children[todo.pop()]:
-            if child not in seen:
-                seen.add(child)
-                todo.append(child)
-    return seen
-
-
-def _graph(nodes: dict[str, dict[str, Any]], edges: list[dict[str, Any]]) -> dict[str, Any]:
-    ordered = sorted(nodes.values(), key=lambda n: (n.get("hops", 0), n["issued_at"], n["certificate_no"]))
-    return {"nodes": [_node(n) for n in ordered],
-            "edges": [e for e in edges if e["from"] in nodes and e["to"] in nodes]}
-
-
-def _node(n: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "certificate_no": n["certificate_no"], "kind": n["kind"], "hops": n.get("hops"), "side": n.get("side"),
-        "depth": n["depth"],
-        "issued_at": n["issued_at"], "lot_code": n["lot_code"],
-        "product": {"name": n["product_name"], "category": n["product_category"]},
-        "quantity": {"value": n["quantity_value"], "unit": n["quantity_unit"]},
-        "holder": {"id": n["holder_id"], "role": n["holder_role"]},
-        "location": {"market_id": n["market_id"], "stall_id": n["stall_id"]},
-        "digest": n["digest"], "supersedes": n["supersedes"], "superseded_by": n["superseded_by"],
-    }
 
 
 # --- submission -------------------------------------------------------------------
@@ -160,7 +118,10 @@ SUBMIT_ROUTE = "POST /v1/certificates"
 def _refused(producer: KafkaProducer, settings: Settings, body: Any, principal: Principal, exc: ApiError) -> None:
     """A submission refused with 422 becomes a dead letter (source ``http``), so the regulator sees it
     like the MQTT ones; if Kafka is away the caller still gets its 422 (and the log says so)."""
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") is valid JSON but not UTF-8: keep it escaped
+        raw = json.dumps(body, separators=(",", ":")).encode()
     reason = f"{exc.message} (from {principal.role} {principal.name!r})"
     try:
         producer.send(settings.topic_deadletter, key=SUBMIT_ROUTE.encode(),
@@ -174,7 +135,8 @@ def _audited(rec: CertificateRecord) -> dict[str, Any]:
             "market_id": rec.location.market_id, "parents": [p.certificate_no for p in rec.parents]}
 
 
-@router.post("/v1/certificates", status_code=202)
+@router.post("/v1/certificates", status_code=202, response_model=Queued | QueuedMany,
+             responses=errors(403, 422, 503))
 def submit_certificates(
     body: Annotated[Any, Body(description="one rt.certificate/1 record, a list of them, or {\"records\": [...]}")],
     principal: CurrentPrincipal,
@@ -217,16 +179,46 @@ def submit_certificates(
 # --- reading ----------------------------------------------------------------------
 
 
-@router.get("/v1/certificates/{number}")
+@router.get("/v1/certificates", response_model=Page[HeldRecord], responses=errors(400, 403))
+def list_certificates(
+    db: Db, settings: SettingsDep, clock: ClockDep, _: Regulator,
+    state: Annotated[Literal["held"], Query(description="held: records waiting for a parent (or the record "
+                                                        "they correct) that has not arrived")],
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[HeldRecord]:
+    """Held records, oldest first, with their age and what they wait for (regulators)."""
+    size = min(limit or settings.api_page_default, settings.api_page_max)
+    after = None
+    if cursor:
+        at, no = decode_cursor(cursor, 2)
+        if not isinstance(at, str) or not isinstance(no, str):
+            raise ApiError(400, "bad_cursor", "cursor is not one this API issued")
+        after = (at, no)
+    found = chain_reads.held_records(db, after, size + 1)
+    now = clock()
+    items = [HeldRecord(**{**h, "age_s": round((now - h["held_at"]).total_seconds(), 3)}) for h in found[:size]]
+    last = found[size - 1] if len(found) > size else None
+    return Page(items=items, next_cursor=encode_cursor([last["held_at"].isoformat(), last["certificate_no"]])
+                if last else None)
+
+
+@router.get("/v1/certificates/{number}", response_model=CertificateDetail, responses=errors(404))
 def get_certificate(number: Number, db: Db, principal: CurrentPrincipal) -> dict[str, Any]:
-    """One record with its digest (or, while its parents have not arrived, what it waits for)."""
-    found = q.record(db, number) or q.held(db, number)
-    if found is None or not _visible(principal, found["market_id"], found["holder_id"]):
+    """One record with its digest (or, while its parents have not arrived, what it waits for). Children and the
+    correction outside the caller's scope are counted (``children_outside_scope``, ``superseded``), not named."""
+    found = q.record(db, number, child_markets(principal)) or q.held(db, number)
+    if found is None or not visible(principal, found["market_id"], found["holder_id"]):
         raise _not_found(number)
-    return {k: v for k, v in found.items() if k not in ("market_id", "holder_id")}
+    if found["status"] == "accepted":
+        found = scrub_parents(principal, scrub_correction(principal, found))
+    hidden = ["market_id", "holder_id", "superseded_by_market", "superseded_by_holder", "parent_lots"]
+    if principal.role != "regulator":
+        hidden.append("submitter")
+    return {k: v for k, v in found.items() if k not in hidden}
 
 
-@router.get("/v1/certificates/{number}/trace")
+@router.get("/v1/certificates/{number}/trace", response_model=TraceOut, responses=errors(403, 404))
 def trace_certificate(
     number: Number, db: Db, principal: ChainReader,
     direction: Literal["up", "down", "both"] = "both", max_depth: Depth = DEFAULT_DEPTH,
@@ -235,10 +227,10 @@ def trace_certificate(
     _start(db, number, principal)
     found = q.trace(db, number, direction, max_depth, NODE_LIMIT)
     return {"certificate_no": number, "direction": direction, "max_depth": max_depth,
-            **_graph(_scoped(found.nodes, principal, found.edges), found.edges), "truncated": found.truncated}
+            **graph(scoped(found.nodes, principal, found.edges), found.edges), "truncated": found.truncated}
 
 
-@router.get("/v1/certificates/{number}/verify")
+@router.get("/v1/certificates/{number}/verify", response_model=Verification, responses=errors(403, 404))
 def verify_certificate(number: Number, db: Db, principal: ChainReader,
                        max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """Recompute every digest up the chain; name the first (most upstream) record that no longer matches
@@ -248,7 +240,7 @@ def verify_certificate(number: Number, db: Db, principal: ChainReader,
     if principal.role == "regulator" or result["ok"]:
         return result
     up = q.trace(db, number, "up", max_depth, NODE_LIMIT)
-    seen = _scoped(up.nodes, principal, up.edges)
+    seen = scoped(up.nodes, principal, up.edges)
     result["alterations"] = [a if a["certificate_no"] in seen else
                              {"certificate_no": None, "hops": a["hops"], "problem": "a record outside your scope "
                               "is missing or no longer matches its digest"} for a in result["alterations"]]
@@ -260,16 +252,15 @@ def _export_chain(db: Db, number: str, principal: Principal, max_depth: int
                   ) -> tuple[dict[str, CertificateRecord], list[RapidTest]]:
     _start(db, number, principal)
     found = q.trace(db, number, "both", max_depth, NODE_LIMIT)
-    nodes = _scoped(found.nodes, principal, found.edges)
-    records = q.chain_records(db, nodes)
-    if principal.role == "producer":  # name no input lot the producer may not see (another's lot merged in)
-        records = {no: r.model_copy(update={"parents": [p for p in r.parents if p.certificate_no in nodes]})
-                   for no, r in records.items()}
+    nodes = scoped(found.nodes, principal, found.edges)
+    # name no input lot the caller may not see (another holder's lot merged in, another market's lot)
+    records = scoped_records(q.chain_records(db, nodes), principal, set(nodes))
     lot_codes = sorted({r.lot_code for r in records.values() if r.lot_code})
     return records, q.rapid_tests(db, sorted(records), lot_codes, markets=principal.market_filter())
 
 
-@router.get("/v1/certificates/{number}/epcis")
+@router.get("/v1/certificates/{number}/epcis", responses={
+    200: {"content": {"application/ld+json": {}}, "description": "an EPCIS 2.0 JSON-LD document"}, **errors(403, 404)})
 def certificate_epcis(number: Number, db: Db, principal: ChainReader, clock: ClockDep,
                       max_depth: Depth = DEFAULT_DEPTH) -> Response:
     """The chain (up and down) and its rapid tests as a GS1 EPCIS 2.0 JSON-LD document."""
@@ -278,78 +269,10 @@ def certificate_epcis(number: Number, db: Db, principal: ChainReader, clock: Clo
     return Response(canonical_json(doc), media_type="application/ld+json")
 
 
-@router.get("/v1/certificates/{number}/fsma.csv")
+@router.get("/v1/certificates/{number}/fsma.csv", responses={
+    200: {"content": {"text/csv": {}}, "description": "FSMA 204 columns, one row per event"}, **errors(403, 404)})
 def certificate_fsma(number: Number, db: Db, principal: ChainReader, max_depth: Depth = DEFAULT_DEPTH) -> Response:
     """The chain as an FSMA 204 sortable spreadsheet (CSV), one row per event."""
     records, _ = _export_chain(db, number, principal, max_depth)
     return Response(fsma_csv(records), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{number}-fsma204.csv"'})
-
-
-# --- recall scope -------------------------------------------------------------------
-
-
-def _test(t: RapidTest) -> dict[str, Any]:
-    out = asdict(t)
-    out["failed"] = t.failed
-    return out
-
-
-def _totals(lots: list[dict[str, Any]]) -> dict[str, float]:
-    total: dict[str, float] = defaultdict(float)
-    for lot in lots:
-        total[lot["quantity_unit"]] += lot["quantity_value"]
-    return dict(total)
-
-
-def _recall(db: Db, sample: dict[str, Any], principal: Principal, max_depth: int) -> dict[str, Any]:
-    if not principal.sees_market(sample["market_id"]):
-        raise ApiError(404, "not_found", "no such sample")
-    starts = q.start_certificates(db, sample["certificate_no"], sample["lot_code"], sample["market_id"])
-    scope = q.recall_scope(db, starts, max_depth, NODE_LIMIT, principal.market_filter())
-    down = _scoped(scope["down"]["nodes"], principal)
-    tests = scope["tests"]
-    by_lot: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for t in tests:
-        by_lot[t.certificate_no].append(_test(t))
-    lots = [{**_node(n), "tests": by_lot.get(n["certificate_no"], [])}
-            for n in sorted(down.values(), key=lambda n: (n["hops"], n["certificate_no"]))]
-    holders: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    stalls: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for n in down.values():
-        holders[n["holder_id"]].append(n)
-        if n["stall_id"]:
-            stalls[(n["market_id"], n["stall_id"])].append(n)
-    return {
-        "sample": sample,
-        "start": starts,
-        "origins": scope["origins"],
-        "chain_up": _graph(_scoped(scope["up"]["nodes"], principal), scope["up"]["edges"]),
-        "lots": lots,
-        "edges": [e for e in scope["down"]["edges"] if e["from"] in down and e["to"] in down],
-        "holders": [{"holder_id": h, "role": ns[0]["holder_role"], "lots": sorted(n["certificate_no"] for n in ns),
-                     "quantity": _totals(ns)} for h, ns in sorted(holders.items())],
-        "stalls": [{"market_id": m, "stall_id": s, "lots": sorted(n["certificate_no"] for n in ns),
-                    "quantity": _totals(ns)} for (m, s), ns in sorted(stalls.items())],
-        "tests": [_test(t) for t in tests],
-        "truncated": scope["truncated"],
-    }
-
-
-@router.get("/v1/readings/{reading_id}/recall-scope")
-def reading_recall_scope(reading_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
-    """From a sample's certificate (or lot code): up to the origin lots, then every lot, holder and stall
-    downstream of them, with the rapid tests already run on each."""
-    sample = q.reading_sample(db, reading_id, principal.market_filter())
-    if sample is None:
-        raise ApiError(404, "not_found", f"no reading {reading_id}")
-    return _recall(db, sample, principal, max_depth)
-
-
-@router.get("/v1/failures/{failure_id}/recall-scope")
-def failure_recall_scope(failure_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
-    """The recall scope of a failure's sample (see the reading's recall scope)."""
-    sample = q.failure_sample(db, failure_id, principal.market_filter())
-    if sample is None:
-        raise ApiError(404, "not_found", f"no failure {failure_id}")
-    return {"failure_id": str(failure_id), **_recall(db, sample, principal, max_depth)}

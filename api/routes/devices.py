@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from api.deps import Db, Principal, SettingsDep, require_role
 from api.pagination import Page, decode_cursor, encode_cursor
 from api.queries.devices import DeviceFilter, list_devices
+from api.routes.strip_lots import ERRORS, QualityFigures
 from schemas.common import Identifier
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
@@ -16,7 +18,21 @@ router = APIRouter(prefix="/v1/devices", tags=["devices"])
 Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
 
 
-@router.get("", response_model=Page[dict[str, Any]])
+class Device(QualityFigures):
+    device_id: str
+    market_id: str
+    station_id: str
+    first_seen: datetime
+    last_measured_at: datetime
+    last_received_at: datetime
+    last_seen: datetime
+    negative: int
+    positive: int
+    suspicious: int
+    verdict_mismatch: int
+
+
+@router.get("", response_model=Page[Device], responses=ERRORS)
 def devices(
     db: Db,
     principal: Staff,
@@ -25,8 +41,9 @@ def devices(
     station_id: Identifier | None = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> Page[dict[str, Any]]:
-    """Devices the flagger has seen, by id, with counts, invalid rate and last seen."""
+) -> Page[Device]:
+    """Devices the flagger has seen, by id: tests by server verdict, invalid rate, false positives
+    (lab-negative releases), confirmed positives, false-positive rate, last seen."""
     size = min(limit or settings.api_page_default, settings.api_page_max)
     if market_id is not None and not principal.sees_market(market_id):
         return Page(items=[])
@@ -34,4 +51,4 @@ def devices(
     f = DeviceFilter(principal.market_filter(), market_id, station_id)
     rows = list_devices(db, f, size + 1, after)
     next_cursor = encode_cursor([rows[size - 1]["device_id"]]) if len(rows) > size else None
-    return Page(items=rows[:size], next_cursor=next_cursor)
+    return Page(items=[Device(**r) for r in rows[:size]], next_cursor=next_cursor)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -13,18 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.deps import ClockDep, CurrentPrincipal, Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
 from api.pagination import Page, decode_cursor, encode_cursor
-from consumers.failure_store import load_registry
 from domain.analytes import catalogue
 from domain.judging import RegistryEntry, Scope, ThresholdError, resolve
 from schemas.common import AwareDatetime, Identifier
 from storage.audit import record_audit
+from storage.thresholds import add_version, list_versions, load_registry
 
 router = APIRouter(tags=["thresholds"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
 Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
-
-_COLUMNS = "id, scope, analyte, strip_lot, valid_from, params, created_at, created_by, note"
-
 
 class ThresholdVersion(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -51,11 +47,6 @@ class ThresholdVersion(BaseModel):
         return self
 
 
-def _row(r: tuple[Any, ...]) -> dict[str, Any]:
-    names = ("id", "scope", "analyte", "strip_lot", "valid_from", "params", "created_at", "created_by", "note")
-    return dict(zip(names, r, strict=True))
-
-
 @router.get("/v1/thresholds", response_model=Page[dict[str, Any]])
 def thresholds(
     db: Db,
@@ -69,22 +60,12 @@ def thresholds(
 ) -> Page[dict[str, Any]]:
     """Every registry version, newest first."""
     size = min(limit or settings.api_page_default, settings.api_page_max)
-    clauses: list[str] = ["TRUE"]
-    params: list[Any] = []
-    for column, value in (("scope", scope.value if scope else None), ("analyte", analyte), ("strip_lot", strip_lot)):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
+    before: int | None = None
     if cursor is not None:
-        (before,) = decode_cursor(cursor, 1)
-        clauses.append("id < %s")
-        params.append(int(before) if str(before).isdigit() else 0)
-    with db.cursor() as cur:
-        cur.execute(
-            f"SELECT {_COLUMNS} FROM threshold_sets WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
-            [*params, size + 1],
-        )
-        rows = [_row(r) for r in cur.fetchall()]
+        (raw,) = decode_cursor(cursor, 1)
+        before = int(raw) if str(raw).isdigit() else 0
+    equal = {"scope": scope.value if scope else None, "analyte": analyte, "strip_lot": strip_lot}
+    rows = list_versions(db, equal, before, size + 1)
     next_cursor = encode_cursor([rows[size - 1]["id"]]) if len(rows) > size else None
     return Page(items=rows[:size], next_cursor=next_cursor)
 
@@ -112,34 +93,16 @@ def add_threshold_version(
     except (ThresholdError, TypeError) as exc:
         raise ApiError(422, "invalid_thresholds", str(exc)) from None
     try:
-        with db.cursor() as cur:
-            cur.execute(
-                "INSERT INTO threshold_sets (scope, analyte, strip_lot, valid_from, params, created_by, note) "
-                f"VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING {_COLUMNS}",
-                (
-                    body.scope.value,
-                    body.analyte,
-                    body.strip_lot,
-                    valid_from,
-                    _dumps(body.params),
-                    principal.name,
-                    body.note,
-                ),
-            )
-            found = cur.fetchone()
-        assert found is not None
-        record_audit(db, principal.name, "threshold.add", f"threshold:{found[0]}",
+        found = add_version(db, body.scope.value, body.analyte, body.strip_lot, valid_from, body.params,
+                            principal.name, body.note)
+        record_audit(db, principal.name, "threshold.add", f"threshold:{found['id']}",
                      {"scope": body.scope.value, "analyte": body.analyte, "strip_lot": body.strip_lot,
                       "valid_from": valid_from.isoformat(), "params": body.params})
         db.commit()
     except pg_errors.UniqueViolation:
         db.rollback()
         raise ApiError(409, "conflict", "a version with this scope, keys and valid_from exists") from None
-    return _row(found)
-
-
-def _dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, allow_nan=False)
+    return found
 
 
 @router.get("/v1/thresholds/resolve")

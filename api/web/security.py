@@ -52,7 +52,7 @@ class SecurityHeaders:
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 if b"x-content-type-options" not in names:
                     headers.append((b"x-content-type-options", b"nosniff"))
-                if content_type.startswith(b"text/html") and not docs:
+                if content_type.startswith(b"text/html") and not docs and b"content-security-policy" not in names:
                     headers += [
                         (b"content-security-policy", content_security_policy(nonce).encode()),
                         (b"x-frame-options", b"DENY"),

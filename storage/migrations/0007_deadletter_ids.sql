@@ -20,3 +20,16 @@ ALTER TABLE deadletters ALTER COLUMN deadletter_id SET NOT NULL;
 ALTER TABLE deadletters ADD CONSTRAINT deadletters_deadletter_id_key UNIQUE (deadletter_id);
 ALTER TABLE deadletters DROP CONSTRAINT deadletters_kafka_position;
 -- The Kafka position stays, as where the dead letter was last read from.
+
+-- Each time a consumer found its Kafka log started over (a memory-only broker restarted, a topic
+-- recreated, its position out of range): /healthz reports the recent ones.
+CREATE TABLE kafka_log_resets (
+    id                 bigserial   PRIMARY KEY,
+    detected_at        timestamptz NOT NULL DEFAULT now(),
+    consumer           text        NOT NULL,
+    topic              text        NOT NULL,
+    reason             text        NOT NULL,
+    partitions         integer[]   NOT NULL,
+    records_maybe_lost bigint      NOT NULL CHECK (records_maybe_lost >= 0)
+);
+CREATE INDEX kafka_log_resets_detected ON kafka_log_resets (detected_at DESC);

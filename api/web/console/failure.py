@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from api.deps import ClockDep, Db
+from api.deps import ClockDep, Db, SettingsDep
 from api.errors import ApiError
 from api.routes import failures as failure_api
 from api.web.console.deps import Session
@@ -54,13 +54,15 @@ def _page(request: Request, session: Any, detail: dict[str, Any], now: datetime,
 
 
 @router.get("/failures/{failure_id}")
-def failure_page(failure_id: UUID, request: Request, session: Session, db: Db, clock: ClockDep) -> Response:
-    detail = failure_api.failure(failure_id, db, session.principal, clock)
+def failure_page(failure_id: UUID, request: Request, session: Session, db: Db, clock: ClockDep,
+                 settings: SettingsDep) -> Response:
+    detail = failure_api.failure(failure_id, db, session.principal, clock, settings)
     return _page(request, session, detail, clock())
 
 
 @router.post("/failures/{failure_id}/actions")
-async def failure_action(failure_id: UUID, request: Request, session: Session, db: Db, clock: ClockDep) -> Response:
+async def failure_action(failure_id: UUID, request: Request, session: Session, db: Db, clock: ClockDep,
+                         settings: SettingsDep) -> Response:
     fields = await form_fields(request)
     check_csrf(request, session, fields.pop("csrf", None))
     action = fields.pop("action", "")
@@ -71,12 +73,12 @@ async def failure_action(failure_id: UUID, request: Request, session: Session, d
             body = failure_api.ActionRequest(action=action or "-", note=note, evidence=evidence)
         except ValidationError as exc:
             raise ApiError(422, "invalid_request", "; ".join(e["msg"] for e in exc.errors()[:3])) from None
-        failure_api.act(failure_id, body, db, clock, session.principal)
+        failure_api.act(failure_id, body, db, clock, settings, session.principal)
     except ApiError as exc:
         if exc.status == 404:
             raise
         db.rollback()
-        detail = failure_api.failure(failure_id, db, session.principal, clock)
+        detail = failure_api.failure(failure_id, db, session.principal, clock, settings)
         error = {"code": exc.code, "message": exc.message, "action": action}
         return _page(request, session, detail, clock(), error=error, status=exc.status,
                      submitted={"action": action, "note": note or "", **evidence})

@@ -10,13 +10,13 @@ from fastapi.responses import Response
 
 from api.deps import ClockDep, Db
 from api.queries import devices as device_q
-from api.queries import failures as failure_q
 from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 from api.web.console.deps import Session, hour_ceil, local_midnight
 from api.web.console.labels import kind_labels, state_labels
 from api.web.templating import language_of, render
 from domain.anomaly import DeviceSeen, silent_devices
 from storage import console as console_q
+from storage import failures as failure_q
 
 router = APIRouter()
 LIVE_LIMIT = 100

@@ -1,0 +1,64 @@
+"""SQL of the strip-lot threshold registry (``threshold_sets``: append-only versions by ``valid_from``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from domain.judging import RegistryEntry, Scope
+from storage.db import Connection
+
+COLUMNS = ("id", "scope", "analyte", "strip_lot", "valid_from", "params", "created_at", "created_by", "note")
+_COLUMNS = ", ".join(COLUMNS)
+
+
+def registry_version(conn: Connection) -> tuple[int, int]:
+    """(newest id, row count): changes whenever a version is added (rows are never updated)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT coalesce(max(id), 0), count(*) FROM threshold_sets")
+        found = cur.fetchone()
+    return (int(found[0]), int(found[1])) if found else (0, 0)
+
+
+def load_registry(conn: Connection) -> list[RegistryEntry]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, scope, analyte, strip_lot, valid_from, params FROM threshold_sets ORDER BY id")
+        return [RegistryEntry(r[0], Scope(r[1]), r[2], r[3], r[4], r[5]) for r in cur.fetchall()]
+
+
+def list_versions(
+    conn: Connection, equal: dict[str, str | None], before_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Versions newest first; ``equal`` maps scope/analyte/strip_lot to a value or None (no filter)."""
+    clauses: list[str] = ["TRUE"]
+    params: list[Any] = []
+    for column in ("scope", "analyte", "strip_lot"):
+        value = equal.get(column)
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if before_id is not None:
+        clauses.append("id < %s")
+        params.append(before_id)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM threshold_sets WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
+            [*params, limit],
+        )
+        return [dict(zip(COLUMNS, r, strict=True)) for r in cur.fetchall()]
+
+
+def add_version(
+    conn: Connection, scope: str, analyte: str | None, strip_lot: str | None, valid_from: Any,
+    params: dict[str, Any], created_by: str, note: str | None,
+) -> dict[str, Any]:
+    """Insert one version (a UniqueViolation when scope, keys and valid_from exist)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO threshold_sets (scope, analyte, strip_lot, valid_from, params, created_by, note) "
+            f"VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING {_COLUMNS}",
+            (scope, analyte, strip_lot, valid_from, json.dumps(params, allow_nan=False), created_by, note),
+        )
+        found = cur.fetchone()
+    assert found is not None
+    return dict(zip(COLUMNS, found, strict=True))
