@@ -110,7 +110,10 @@ class KafkaSource:
 
     def keep_alive(self, timeout_ms: int) -> None:
         """Poll while paused: the group keeps this member during a database outage."""
-        self._consumer.poll(timeout_ms=timeout_ms)
+        try:
+            self._consumer.poll(timeout_ms=timeout_ms)
+        except (NoOffsetForPartitionError, OffsetOutOfRangeError) as exc:  # handled by the next real poll
+            log.debug("while paused: %s", exc)
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)

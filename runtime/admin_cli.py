@@ -136,7 +136,7 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
     from domain.device_acl import CredentialError
-    from runtime.mqtt_auth import add_device
+    from storage.device_credentials import add_device
     from storage.devices import DeviceExists
 
     with _db(settings) as conn:
@@ -150,7 +150,7 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_device_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from runtime.mqtt_auth import rotate_device
+    from storage.device_credentials import rotate_device
 
     with _db(settings) as conn:
         issued = rotate_device(conn, args.device_id, actor())
@@ -162,7 +162,7 @@ def cmd_device_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_device_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from runtime.mqtt_auth import revoke_device
+    from storage.device_credentials import revoke_device
 
     with _db(settings) as conn:
         account = revoke_device(conn, args.device_id, actor())
@@ -183,7 +183,7 @@ def cmd_device_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_device_write_acl(args: argparse.Namespace, settings: Settings) -> int:
-    from runtime.mqtt_auth import MosquittoFiles, bridge_filters, ensure_bridge, write_mosquitto_files
+    from storage.device_credentials import MosquittoFiles, bridge_filters, ensure_bridge, write_mosquitto_files
 
     configured = MosquittoFiles.from_settings(settings)
     files = MosquittoFiles(args.password_file or configured.password_file, args.acl_file or configured.acl_file,
@@ -227,14 +227,10 @@ def _db(settings: Settings) -> Iterator[Connection]:
 
 
 def _sync(settings: Settings) -> dict[str, Any]:
-    from runtime.mqtt_auth import MosquittoFiles, bridge_filters, write_mosquitto_files
+    from storage.device_credentials import sync_mosquitto_files
 
-    files = MosquittoFiles.from_settings(settings)
-    if not files.configured:
-        return {"status": "not_configured", "message": "run `rapidtrace device write-acl --password-file ... "
-                "--acl-file ...` to update Mosquitto"}
     with _db(settings) as conn:
-        return {"status": "written", "accounts": write_mosquitto_files(conn, files, bridge_filters(settings))}
+        return sync_mosquitto_files(conn, settings).as_dict()
 
 
 def _print(value: dict[str, Any]) -> None:

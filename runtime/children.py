@@ -74,6 +74,11 @@ class Child:
             assert self.proc is not None
             os.kill(self.proc.pid, signal.SIGCONT)
 
+    def kill(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.kill()
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.resume()

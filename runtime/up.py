@@ -254,11 +254,19 @@ def _run_up(settings: Settings, *, simulate: bool, rate: float | None, markets: 
     _claim_data_dir(settings, logs)
     ensure_free(settings.api_host, settings.api_port, "RT_API_PORT")
     stop = threading.Event()
+    children: list[Child] = []
+
+    def on_signal(*_: object) -> None:
+        if stop.is_set():  # Ctrl-C twice: no more waiting for the children (they lose nothing by SIGKILL)
+            print("rapidtrace: stopping now", file=sys.stderr, flush=True)
+            for child in children:
+                child.kill()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     started = time.monotonic()
     settings, components = start_components(settings, logs)
-    children: list[Child] = []
     try:
         assert settings.database_url and settings.kafka_bootstrap
         for name in migrate(settings.database_url, settings):
@@ -268,7 +276,7 @@ def _run_up(settings: Settings, *, simulate: bool, rate: float | None, markets: 
         if simulate:  # the simulated district in the registry, and its first market's results board
             print(f"{seed_district_at(settings.database_url)}; board http://{settings.api_host}:{settings.api_port}"
                   "/board/WJ-M01", flush=True)
-        children = plan_children(settings, logs, simulate=simulate, rate=rate, markets=markets)
+        children.extend(plan_children(settings, logs, simulate=simulate, rate=rate, markets=markets))
         for child in children:
             child.start()
         _banner(settings, components, logs, token, new_token)

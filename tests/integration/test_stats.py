@@ -35,6 +35,7 @@ from storage.db import connect
 from tests.helpers import rows
 from tests.integration import test_failures as tf
 from tests.integration.test_failures import OPERATOR, REGULATOR, T0, Clock, payload, record, run_batch
+from tests.timescale_pg import need_timescale
 
 pytestmark = pytest.mark.integration
 
@@ -330,13 +331,13 @@ def _timescale_layout(dsn: str) -> None:
         dsn,
         "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates ORDER BY 1",
     )
-    assert caggs == [(f"pass_rate_{dim}_hourly", False) for dim in sorted(DIMENSIONS)]
+    assert caggs == sorted([(f"pass_rate_{dim}_hourly", False) for dim in [*DIMENSIONS, "strip_lot"]])
     configs = rows(
         dsn,
         "SELECT config->>'start_offset', (config->>'end_offset')::interval, schedule_interval "
         "FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'",
     )
-    assert configs == [(None, timedelta(hours=1), timedelta(minutes=5))] * len(DIMENSIONS)
+    assert configs == [(None, timedelta(hours=1), timedelta(minutes=5))] * (len(DIMENSIONS) + 1)
     triggers = rows(dsn, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'verdicts'::regclass AND NOT tgisinternal")
     assert "verdicts_pass_rate_rollup" not in {t for (t,) in triggers}  # the plain path's rollup trigger
 
@@ -345,11 +346,7 @@ def _timescale_layout(dsn: str) -> None:
 def test_timescale_materialized_and_realtime_agree(
     db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
 ) -> None:
-    if not _timescale(db_dsn):
-        pytest.skip(
-            "the timescaledb extension is not installed on this PostgreSQL server; the plain path "
-            "was checked by the other tests of this module"
-        )
+    need_timescale(db_dsn, "the materialized/real-time check")
     _timescale_layout(db_dsn)
     data = sorted(_dataset(400), key=lambda d: d["payload"]["measured_at"])
     boundary = _bucket(datetime.fromisoformat(data[200]["payload"]["measured_at"]), "hour")

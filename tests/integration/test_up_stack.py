@@ -186,6 +186,15 @@ def test_the_embedded_stack_survives_crashes_restarts_and_a_lost_kafka_log(stack
                            headers={"Authorization": f"Bearer {first_token}"}, params={"limit": 100}).json()
         assert len(listed["items"]) == 12
         assert rows(up.dsn, "SELECT count(DISTINCT deadletter_id) FROM deadletters") == [(12,)]
+
+        # --- Ctrl-C twice: stops at once, nothing left running
+        children = up.pids()
+        up.proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        up.proc.send_signal(signal.SIGINT)
+        assert up.proc.wait(30) == 0
+        assert "rapidtrace: stopped" in up.text
+        assert not [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     finally:
         up.stop()
 
