@@ -146,7 +146,8 @@ def test_the_certificate_page_shows_the_lots_tests(
     assert page.locator("#quantity").inner_text() == "120 kg"
     assert "校验通过" in page.locator("#verify").inner_text()
     assert "经 5 个主体之手" in page.locator("#hands").inner_text()
-    tests = page.locator("#tests li").all_inner_texts()
+    # this test's market only: the shared broker of a developer machine may carry other runs' readings
+    tests = [t for t in page.locator("#tests li").all_inner_texts() if "湖塘农贸市场" in t]
     assert len(tests) == 2, tests
     assert any("合格" in t and "毒死蜱" in t and "湖塘农贸市场" in t and "上游批次" not in t for t in tests)
     assert any("可疑" in t and "上游批次" in t for t in tests)
