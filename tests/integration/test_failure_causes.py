@@ -35,11 +35,11 @@ def test_fifty_readings_of_a_misconfigured_reader_are_one_failure_and_recurrence
     dsn = settings.database_url
     first, second = [_reading(i) for i in range(30)], [_reading(i) for i in range(30, 50)]
     disagreeing_positive = _reading(55, t_line=300.0, device_result="negative", cutoff=0.8)
-    publish(mqtt_broker.url, mqtt_broker.protocol, [(reading_topic(M), encode(p)) for p in first])
+    publish(mqtt_broker.url, mqtt_broker.protocol, [(reading_topic(M, "s1", f"{M}-d1"), encode(p)) for p in first])
     wait_for(lambda: scalar(dsn, "SELECT count(*) FROM verdicts WHERE market_id = %s", [M]) == 30, timeout=60,
              what="the first 30 judged")
     publish(mqtt_broker.url, mqtt_broker.protocol,
-            [(reading_topic(M), encode(p)) for p in [*second, disagreeing_positive]])
+            [(reading_topic(M, "s1", f"{M}-d1"), encode(p)) for p in [*second, disagreeing_positive]])
     wait_for(lambda: scalar(dsn, "SELECT count(*) FROM verdicts WHERE market_id = %s", [M]) == 51, what="51 judged")
 
     # (kind, how many failures, occurrences of each)
@@ -63,7 +63,7 @@ def test_fifty_readings_of_a_misconfigured_reader_are_one_failure_and_recurrence
                                  json={"action": action, "note": "cut-off set to the registry's"})
         assert answer.status_code == 200, answer.text
     again = _reading(60)
-    publish(mqtt_broker.url, mqtt_broker.protocol, [(reading_topic(M), encode(again))])
+    publish(mqtt_broker.url, mqtt_broker.protocol, [(reading_topic(M, "s1", f"{M}-d1"), encode(again))])
     wait_for(lambda: len(_failures(api_client, kind="cutoff_mismatch")) == 2, what="a new failure after closing")
     newest, closed = _failures(api_client, kind="cutoff_mismatch")
     assert newest["occurrences"] == 1 and newest["reading_id"] == again["reading_id"] and newest["closed_at"] is None

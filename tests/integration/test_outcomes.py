@@ -17,13 +17,14 @@ pytestmark = pytest.mark.integration
 M = f"mo{uuid.uuid4().hex[:8]}"
 # per reader and lot: (device, strip lot, screen results then their lab outcomes, invalid strips, negatives)
 READERS = [
-    ("d1", "LOT-A", ["lab_negative", "lab_negative", "lab_positive"], 1, 6),
-    ("d2", "LOT-B", ["lab_positive"], 0, 1),
+    (f"{M}-d1", "LOT-A", ["lab_negative", "lab_negative", "lab_positive"], 1, 6),
+    (f"{M}-d2", "LOT-B", ["lab_positive"], 0, 1),
 ]
-# (device or lot, false positives, confirmed, false-positive rate, invalid rate)
+# device (ids unique to this test: device_activity is keyed by the id alone) → (false positives,
+# confirmed, false-positive rate, invalid rate)
 EXPECTED = {
-    "d1": (2, 1, 0.666667, 0.1),
-    "d2": (0, 1, 0.0, 0.0),
+    f"{M}-d1": (2, 1, 0.666667, 0.1),
+    f"{M}-d2": (0, 1, 0.0, 0.0),
 }
 
 
@@ -65,7 +66,7 @@ def test_lab_negative_release_is_a_false_positive_counted_per_group_reader_and_l
             want = "false_positive" if lab == "lab_negative" else "confirmed"
             assert done.json()["outcome"] == want
     listed = api_client.get("/v1/failures", params={"outcome": "false_positive", "market_id": M}).json()["items"]
-    assert len(listed) == 2 and {f["device_id"] for f in listed} == {"d1"}
+    assert len(listed) == 2 and {f["device_id"] for f in listed} == {f"{M}-d1"}
 
     span = {"market_id": M, "since": (now - timedelta(hours=2)).isoformat(),
             "until": (now + timedelta(hours=2)).isoformat()}
