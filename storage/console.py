@@ -22,9 +22,10 @@ REGISTRY_KEYS = {"town": "substr(r.region_code, 1, 9) || '000'", "village": "r.r
 
 
 def _group_key(group: str, table: str) -> str:
+    """The group's key over ``table`` LEFT JOINed to ``markets r`` (registry groups) or the table's own column."""
     if group in REGISTRY_KEYS:
-        return f"coalesce((SELECT {REGISTRY_KEYS[group]} FROM markets r WHERE r.market_id = {table}.market_id), '')"
-    return GROUP_COLUMNS[group]
+        return f"coalesce({REGISTRY_KEYS[group]}, '')"
+    return f"{table}.{GROUP_COLUMNS[group]}"
 
 
 def _relation(group: str) -> str:
@@ -85,22 +86,33 @@ def range_totals(conn: Connection, q: RangeQuery) -> list[dict[str, Any]]:
     relation = _relation(q.group)
     params: dict[str, Any] = {"since": q.since, "until": q.until, "kinds": list(SCREEN_KINDS)}
     scope = _scope(q.markets, params)
+    f_scope = _scope(q.markets, params, "f.market_id")
+    sums = ("sum(n_tests)::bigint AS tests, sum(n_negative)::bigint AS negative, sum(n_invalid)::bigint AS invalid, "
+            "sum(n_positive)::bigint AS positive, sum(n_suspicious)::bigint AS suspicious")
+    if q.group in REGISTRY_KEYS:  # per market first (a few thousand rows), then to the registry's groups
+        tests = f"""
+            SELECT {_group_key(q.group, "p")} AS grp, sum(tests)::bigint AS tests, sum(negative)::bigint AS negative,
+                   sum(invalid)::bigint AS invalid, sum(positive)::bigint AS positive,
+                   sum(suspicious)::bigint AS suspicious
+              FROM (SELECT market_id, {sums} FROM {relation}
+                     WHERE bucket >= %(since)s AND bucket < %(until)s {scope} GROUP BY market_id) p
+              LEFT JOIN markets r ON r.market_id = p.market_id
+             GROUP BY 1"""
+        join = "LEFT JOIN markets r ON r.market_id = f.market_id"
+    else:
+        tests = f"""
+            SELECT {GROUP_COLUMNS[q.group]} AS grp, {sums} FROM {relation}
+             WHERE bucket >= %(since)s AND bucket < %(until)s {scope} GROUP BY 1"""
+        join = ""
     query = f"""
-        WITH tests AS (
-            SELECT {_group_key(q.group, relation)} AS grp,
-                   sum(n_tests)::bigint AS tests, sum(n_negative)::bigint AS negative,
-                   sum(n_invalid)::bigint AS invalid, sum(n_positive)::bigint AS positive,
-                   sum(n_suspicious)::bigint AS suspicious
-              FROM {relation}
-             WHERE bucket >= %(since)s AND bucket < %(until)s {scope}
-             GROUP BY 1
+        WITH tests AS ({tests}
         ), closure AS (
-            SELECT coalesce({_group_key(q.group, "failures")}, '') AS grp,
+            SELECT coalesce({_group_key(q.group, "f")}, '') AS grp,
                    count(*) AS failures, count(closed_at) AS closed,
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - raised_at))
                        FILTER (WHERE closed_at IS NOT NULL) AS median_close_s
-              FROM failures
-             WHERE kind = ANY(%(kinds)s) AND raised_at >= %(since)s AND raised_at < %(until)s {scope}
+              FROM failures f {join}
+             WHERE kind = ANY(%(kinds)s) AND raised_at >= %(since)s AND raised_at < %(until)s {f_scope}
              GROUP BY 1
         )
         SELECT coalesce(t.grp, c.grp) AS grp, coalesce(t.tests, 0) AS tests, coalesce(t.negative, 0) AS negative,
@@ -156,3 +168,16 @@ def group_names(conn: Connection, group: str, keys: list[str]) -> dict[str, str]
     with conn.cursor() as cur:
         cur.execute(query, (wanted,))
         return {str(k): str(v) for k, v in cur.fetchall()}
+
+
+def recent_certificates(conn: Connection, markets: list[str] | None, limit: int = 30) -> list[dict[str, Any]]:
+    """The newest retail certificates (at a stall) inside the scope, for links to their public pages."""
+    params: dict[str, Any] = {"limit": limit}
+    scope = _scope(markets, params)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""SELECT certificate_no, product_name, market_id, stall_id, issued_at FROM certificates
+                 WHERE stall_id IS NOT NULL {scope} ORDER BY issued_at DESC, certificate_no LIMIT %(limit)s""",
+            params,
+        )
+        return _dicts(cur)

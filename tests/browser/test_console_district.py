@@ -55,7 +55,8 @@ def test_regulator_district_matches_the_api(
     settings = live_server.settings
     publish(settings.mqtt_url or "", settings.mqtt_protocol, messages)
     total = sum(sum(v) for v in plan.values())
-    wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM verdicts") == total, what=f"{total} verdicts")
+    wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM verdicts") == total, timeout=60,
+             what=f"{total} verdicts")
 
     token = issue_token("regulator", name="监管 李明")
     register(live_server.url, token)
@@ -82,6 +83,13 @@ def test_regulator_district_matches_the_api(
     assert "牛塘镇" in page.locator("#group-table").inner_text()
     assert not page.context.csp_violations, page.context.csp_violations
     screenshot(page, "console-district")
+
+    page.click('nav a[href="/console/public"]')
+    board = page.locator('#board-links a[href="/board/mkt-a"]')
+    assert board.inner_text() == "/board/mkt-a"
+    response = page.goto(f"{live_server.url}/board/mkt-a")
+    assert response is not None and response.status == 200 and "牛塘农贸市场" in page.content()
+    page.goto(f"{live_server.url}/console/district?group={GROUP}")
 
     with page.expect_download() as download:
         page.locator('#report-form input[name="month"]').fill(datetime.now(UTC).strftime("%Y-%m"))

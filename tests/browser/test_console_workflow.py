@@ -46,7 +46,7 @@ def test_operator_sees_a_positive_live_and_walks_it_to_closure(
 
     send(live_server.settings, "mkt-a", positive("韭菜"))
     wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM failures WHERE kind = 'positive'") == 1, interval=0.02,
-             what="the positive's failure")
+             timeout=60, what="the positive's failure")
     committed = time.monotonic()
     row = operator.locator("#live-failures tbody tr.new")
     row.wait_for(timeout=5000)

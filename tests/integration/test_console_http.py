@@ -162,3 +162,34 @@ def test_session_ends_when_its_token_is_revoked(app_client: Callable[[], TestCli
     conn.commit()
     conn.close()
     assert client.get("/console/").status_code == 303
+
+
+def test_regulator_pages_thresholds_form_and_report(app_client: Callable[[], TestClient],
+                                                     issue: Callable[..., str], db_dsn: str) -> None:
+    client = app_client()
+    login(client, issue("operator", markets=["mA"]))
+    refused = client.get("/console/district")
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/html")
+
+    client.cookies.clear()
+    login(client, issue("regulator", name="reg"))
+    page = client.get("/console/district/thresholds")
+    assert page.status_code == 200
+    csrf = csrf_of(page.text)
+    form = {"scope": "strip_lot", "analyte": "chlorpyrifos", "strip_lot": "CG-NEW-1",
+            "params": '{"mode": "ratio", "c_min": 100, "r_pos": 0.75, "r_neg": 0.95}', "note": "new lot"}
+    assert client.post("/console/district/thresholds", data=form).status_code == 403  # no CSRF token
+    bad = client.post("/console/district/thresholds", data={**form, "params": "{nope", "csrf": csrf})
+    assert bad.status_code == 422 and "threshold-error" in bad.text and "{nope" in bad.text
+    added = client.post("/console/district/thresholds", data={**form, "csrf": csrf})
+    assert added.status_code == 303, added.text
+    listed = client.get(added.headers["location"]).text
+    assert "CG-NEW-1" in listed and "threshold-added" in listed
+    assert scalar(db_dsn, "SELECT count(*) FROM threshold_sets WHERE strip_lot = 'CG-NEW-1'") == 1
+
+    report = client.get("/console/district/report", params={"month": "2026-11", "format": "csv"})
+    assert report.status_code == 200 and report.content.startswith("\ufeff".encode())
+    assert 'filename="rapidtrace-report-2026-11.csv"' in report.headers["content-disposition"]
+    assert client.get("/console/district/report", params={"month": "2026-13"}).status_code == 422
+    assert client.get("/console/district/deadletters").status_code == 200
+    assert client.get("/console/public").status_code == 200

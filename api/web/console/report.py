@@ -17,7 +17,8 @@ COLUMNS = ("tests", "negative", "positive", "suspicious", "invalid", "pass_rate"
 
 
 def headers(lang: str, group: str) -> list[str]:
-    return [translate(lang, f"group.{group}"), *(translate(lang, f"report.{c}") for c in COLUMNS)]
+    return [translate(lang, f"group.{group}"), translate(lang, "report.name"),
+            *(translate(lang, f"report.{c}") for c in COLUMNS)]
 
 
 def values(row: dict[str, Any]) -> list[Any]:

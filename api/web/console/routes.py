@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.auth import LIMITER, TOKEN_PREFIX, hash_token
 from api.deps import Database
-from api.web.console import district, district_admin, failure, live, today, trace
+from api.web.console import district, district_admin, failure, live, public_links, today, trace
 from api.web.console import session as sess
 from api.web.console.forms import form_fields
 from api.web.templating import render
@@ -65,5 +65,5 @@ async def logout(request: Request) -> Response:
     return response
 
 
-for _module in (today, live, failure, district, district_admin, trace):
+for _module in (today, live, failure, district, district_admin, trace, public_links):
     router.include_router(_module.router)
