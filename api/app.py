@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,12 +13,27 @@ from prometheus_client import REGISTRY
 from api.deps import Database, Producer
 from api.errors import install_error_handlers
 from api.metrics import PipelineCollector
+from api.openapi import declare_error_responses
+from api.routes import (
+    admin,
+    certificates,
+    deadletters,
+    devices,
+    failures,
+    health,
+    markets,
+    readings,
+    recall_scope,
+    stats,
+    strip_lots,
+    thresholds,
+)
 from api.web.mount import install_web
 from schemas.common import utc_now
 from schemas.settings import Settings
 
-ROUTERS = ("health", "readings", "deadletters", "failures", "devices", "stats", "thresholds", "certificates",
-            "recall_scope", "admin", "markets", "strip_lots")
+ROUTERS = (health, readings, deadletters, failures, devices, stats, thresholds, certificates, recall_scope, admin,
+           markets, strip_lots)
 
 DESCRIPTION = """\
 rapidtrace: food-market rapid testing and product traceability.
@@ -56,8 +70,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.state.pipeline_collector = collector
     app.state.clock = clock or utc_now
     install_error_handlers(app)
-    for name in ROUTERS:
-        module = importlib.import_module(f"api.routes.{name}")
+    for module in ROUTERS:
         app.include_router(module.router)
     install_web(app)  # HTML: /console/, public pages, /static/, error pages
+    declare_error_responses(app, (module.router for module in ROUTERS))
     return app

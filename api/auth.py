@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from api.deps import Principal, Role
 from api.errors import ApiError
+from domain.access import Principal, Role
 from schemas.common import ID_RE
+from schemas.errors import InvalidInput
 from storage import tokens
 from storage.audit import record_audit
 from storage.db import Connection
@@ -32,7 +33,7 @@ BURST_SECONDS = 10.0
 ROLES: tuple[Role, ...] = ("regulator", "operator", "producer")
 
 
-class TokenRequestError(ValueError):
+class TokenRequestError(InvalidInput):
     """A token that cannot be issued as asked (role without its scope, bad market id, ...)."""
 
 

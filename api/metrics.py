@@ -74,7 +74,7 @@ class PipelineCollector(Collector):
 
             servers = self._settings.kafka_bootstrap.split(",")
             admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=2000)
-            consumer = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=3000)
+            consumer = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=3000, allow_auto_create_topics=False)
             try:
                 prefix = self._settings.consumer_group_prefix + "."
                 groups = [g[0] for g in admin.list_consumer_groups() if str(g[0]).startswith(prefix)]

@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg2
 
@@ -41,6 +41,7 @@ from consumers.runner import ConsumerLoop
 from schemas.settings import Settings
 from simulators.certificates import DistrictShape, district
 from simulators.chain_load import bulk_load, publish
+from storage import chain_bulk
 from storage.db import Connection, connect, create_database, drop_database
 from storage.migrate import migrate
 
@@ -54,19 +55,35 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _tap(records: Iterator[dict[str, Any]], stall_lots: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _tap(records: Iterator[dict[str, Any]], stall_lots: list[dict[str, Any]], keep: int,
+         seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Pass ``records`` through, keeping a uniform sample of ``keep`` stall lots (reservoir sampling: a district's
+    millions of stall lots need not stay in memory for the readings that sample a few of them)."""
+    rng = random.Random(seed)
+    seen = 0
     for rec in records:
         if rec["location"]["stall_id"]:
-            stall_lots.append(rec)
+            seen += 1
+            if len(stall_lots) < keep:
+                stall_lots.append(rec)
+            else:
+                slot = rng.randrange(seen)
+                if slot < keep:
+                    stall_lots[slot] = rec
         yield rec
 
 
-def load_phase(conn: Connection, n: int) -> tuple[Figures, list[dict[str, Any]], dict[str, int]]:
+def load_phase(conn: Connection, n: int, keep: int) -> tuple[Figures, list[dict[str, Any]], dict[str, int]]:
+    """COPY into keyless tables, then build the keys, foreign keys and indexes once (timed apart)."""
     stall_lots: list[dict[str, Any]] = []
     started = time.perf_counter()
-    state = bulk_load(conn, _tap(district(n, seed=1), stall_lots))
+    chain_bulk.drop_indexes(conn)
+    state = bulk_load(conn, _tap(district(n, seed=1), stall_lots, keep))
+    copied = time.perf_counter()
+    chain_bulk.create_indexes(conn)
     seconds = time.perf_counter() - started
     figures = {"certificates": state.loaded, "seconds": round(seconds, 1),
+               "copy_seconds": round(copied - started, 1), "index_seconds": round(seconds - (copied - started), 1),
                "per_second": round(rate(state.loaded, seconds)), "max_depth": max(state.depths.values())}
     return figures, stall_lots, state.depths
 
@@ -75,7 +92,7 @@ def readings_phase(conn: Connection, stall_lots: list[dict[str, Any]], count: in
     """``count`` readings of random stall lots (0.3% positive); returns their ids."""
     rng = random.Random(3)
     rows, ids = [], []
-    for lot in rng.choices(stall_lots, k=min(count, len(stall_lots))):
+    for lot in rng.sample(stall_lots, k=min(count, len(stall_lots))):
         rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         positive = rng.random() < 0.003
         at = lot["issued_at"]
@@ -85,6 +102,8 @@ def readings_phase(conn: Connection, stall_lots: list[dict[str, Any]], count: in
         ids.append(rid)
     with conn.cursor() as cur:
         cur.copy_expert(f"COPY readings ({', '.join(READING_COLUMNS)}) FROM STDIN", copy_buffer(rows))
+        cur.execute("INSERT INTO reading_ids (reading_id, measured_at) SELECT reading_id, measured_at FROM readings "
+                    "ON CONFLICT DO NOTHING")
     conn.commit()
     return ids
 
@@ -153,6 +172,45 @@ def query_phase(dsn: str, samples: Samples) -> Figures:
             "recall_scope_ms": _timed(client, [f"/v1/readings/{r}/recall-scope" for r in recalls]),
             "verify_8_hops_ms": _timed(client, [f"/v1/certificates/{n}/verify" for n in eight_hops]),
         }
+
+
+def _ms(times: list[float]) -> Figures:
+    return {k: round(v * 1000, 1) if k != "n" else int(v) for k, v in percentiles(times).items()}
+
+
+def province_phase(dsn: str, samples: Samples, partitions: int) -> Figures:
+    """The same records hash-partitioned as a province would hold them (``partitions`` partitions per
+    table): build time, size, and trace walks (walk + node lookups, in SQL) up and down."""
+    conn = connect(dsn)
+    try:
+        started = time.perf_counter()
+        chain_bulk.create_province_layout(conn, partitions)
+        built = time.perf_counter() - started
+        size = chain_bulk.table_bytes(conn, ["province_certificates", "province_links_up", "province_links_down"])
+        out: Figures = {"partitions": partitions, "build_seconds": round(built, 1),
+                        **{f"{t}_mb": round(b / 2**20) for t, b in size.items()}}
+        ways: tuple[Literal["up", "down"], ...] = ("up", "down")
+        for way in ways:
+            chain_bulk.walk_partitioned(conn, samples.any[0], way, 16, 5001)
+            conn.rollback()
+            times = []
+            for number in samples.any:
+                t0 = time.perf_counter()
+                chain_bulk.walk_partitioned(conn, number, way, 16, 5001)
+                times.append(time.perf_counter() - t0)
+                conn.rollback()
+            out[f"trace_{way}_ms"] = _ms(times)
+        if samples.eight_hops:
+            plan = chain_bulk.explain_partitioned_walk(conn, samples.eight_hops[0], "up")
+            scans = [line.strip() for line in plan.splitlines() if " on province_links_up_" in line]
+            out["up_8_hops_partition_probes"] = {
+                "partitions_in_plan": len(scans),
+                "never_executed": sum("never executed" in line for line in scans),
+                "first_scan": scans[0].split(" on ")[0] if scans else None}
+            conn.rollback()
+        return out
+    finally:
+        conn.close()
 
 
 def partition_order(values: list[tuple[bytes, str]], partitions: int = 3, poll: int = 2000
@@ -274,11 +332,15 @@ def setup(dsn: str, args: argparse.Namespace, figures: Figures) -> Samples:
     conn = connect(dsn)
     try:
         _log(f"loading {args.certificates:,} certificates ...")
-        figures["load"], stall_lots, depths = load_phase(conn, args.certificates)
+        figures["load"], stall_lots, depths = load_phase(conn, args.certificates, args.readings)
         _log(f"load: {figures['load']}")
         reading_ids = readings_phase(conn, stall_lots, args.readings)
         figures["readings"] = len(reading_ids)
         figures["load"]["vacuum_analyze_seconds"] = round(settle(conn), 1)
+        figures["size"] = {"database_mb": round(chain_bulk.database_bytes(conn) / 2**20),
+                           **{f"{t}_mb": round(b / 2**20) for t, b in
+                              chain_bulk.table_bytes(conn, ["certificates", "certificate_links"]).items()}}
+        _log(f"size: {figures['size']}")
         return pick_samples(depths, reading_ids, args.samples)
     finally:
         conn.close()
@@ -294,6 +356,9 @@ def run(args: argparse.Namespace) -> Figures:
         gc.collect()
         figures["queries"] = query_phase(dsn, samples)
         _log(f"queries: {figures['queries']}")
+        if args.partitions:
+            figures["province_layout"] = province_phase(dsn, samples, args.partitions)
+            _log(f"province layout: {figures['province_layout']}")
         if args.consumer:
             figures["handler_only"] = handler_phase(dsn, args.consumer)
             _log(f"handler only: {figures['handler_only']}")
@@ -308,7 +373,7 @@ def run(args: argparse.Namespace) -> Figures:
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--certificates", type=int, default=1_000_000, help="certificates to bulk load")
     parser.add_argument("--consumer", type=int, default=30_000, help="certificates through Kafka (0: skip)")
@@ -316,7 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=500, help="requests per query kind")
     parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--kafka", default=None, help="bootstrap of a running broker (default: start Tansu)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--partitions", type=int, default=0,
+                        help="also measure the province layout with this many hash partitions per table (0: skip)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     started = time.perf_counter()
     figures = run(args)
     figures["total_seconds"] = round(time.perf_counter() - started, 1)

@@ -37,6 +37,7 @@ from runtime.embedded import EmbeddedKafka
 from runtime.mosquitto import Mosquitto
 from runtime.ports import free_port
 from simulators.fleet import Fleet, FleetConfig
+from simulators.progress import open_progress
 from simulators.publisher import Publisher, RateLimiter, encode
 from storage.db import connect
 
@@ -106,8 +107,10 @@ def _judged(dsn: str, sent_at: dict[str, float], since_count: int, timeout: floa
     """Wait until the flagger has judged every acknowledged reading; when the last verdict was made."""
     expected = since_count + len(sent_at)
     deadline = time.monotonic() + timeout
-    while _stored_count(dsn, "verdicts") < expected and time.monotonic() < deadline:
-        time.sleep(0.5)
+    with open_progress("bench: judged", len(sent_at), unit="readings") as bar:
+        while (judged_now := _stored_count(dsn, "verdicts")) < expected and time.monotonic() < deadline:
+            bar.update(judged_now - since_count)
+            time.sleep(0.5)
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
@@ -124,7 +127,7 @@ Message = tuple[str, str, bytes]
 
 def _publish_phase(url: str, messages: list[Message], rate: float | None) -> tuple[dict[str, float], float]:
     limiter = RateLimiter(rate) if rate else None
-    with Publisher(url, "5", max_outstanding=2000) as pub:
+    with Publisher(url, "5", max_outstanding=2000, progress=sys.stderr, progress_total=len(messages)) as pub:
         start = time.time()
         for topic, reading_id, payload in messages:
             if limiter:
@@ -162,9 +165,11 @@ def _collect(dsn: str, sent_at: dict[str, float], since_count: int, timeout: flo
     expected = since_count + len(sent_at)
     deadline = time.monotonic() + timeout
     stored = _stored_count(dsn)
-    while stored < expected and time.monotonic() < deadline:
-        time.sleep(0.5)
-        stored = _stored_count(dsn)
+    with open_progress("bench: stored", len(sent_at), unit="readings") as bar:
+        while stored < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+            stored = _stored_count(dsn)
+            bar.update(stored - since_count)
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:

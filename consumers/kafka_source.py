@@ -69,6 +69,7 @@ class KafkaSource:
         self._consumer = consumer or make_kafka_consumer(topics, group, client_id, settings)
         self._topic_ids: dict[str, Any] = {}
         self._read_to: dict[TopicPartition, int] = {}  # highest high watermark seen per partition
+        self._consumed: dict[TopicPartition, int] = {}  # next offset after the last record handed out
         self._resets: list[LogReset] = []
 
     # --- RecordSource ---
@@ -87,6 +88,9 @@ class KafkaSource:
                 self._reset(topic, "offset_out_of_range", tps, {tp: int(positions[tp]) for tp in tps})
             return []
         records = [r for batch in polled.values() for r in batch]
+        for tp, batch in polled.items():
+            if batch:
+                self._consumed[tp] = batch[-1].offset + 1
         recreated = self._recreated_topics()
         if recreated:  # what this poll returned came from the new log at old positions: read it from its start
             records = [r for r in records if r.topic not in recreated]
@@ -106,7 +110,10 @@ class KafkaSource:
 
     def keep_alive(self, timeout_ms: int) -> None:
         """Poll while paused: the group keeps this member during a database outage."""
-        self._consumer.poll(timeout_ms=timeout_ms)
+        try:
+            self._consumer.poll(timeout_ms=timeout_ms)
+        except (NoOffsetForPartitionError, OffsetOutOfRangeError) as exc:  # handled by the next real poll
+            log.debug("while paused: %s", exc)
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
@@ -126,8 +133,9 @@ class KafkaSource:
             before = self._topic_ids.get(topic)
             self._topic_ids[topic] = now
             if before is not None and before != now:
-                tps = [tp for tp in self._consumer.assignment() if tp.topic == topic]
-                self._reset(topic, "topic_recreated", tps, self._positions(tps))
+                known = {tp for tp in (*self._read_to, *self._consumed) if tp.topic == topic}
+                tps = sorted({tp for tp in self._consumer.assignment() if tp.topic == topic} | known)
+                self._reset(topic, "topic_recreated", tps, {tp: self._consumed.get(tp, 0) for tp in tps})
                 recreated.add(topic)
         return recreated
 
@@ -165,8 +173,10 @@ class KafkaSource:
         lost = sum(max(0, self._read_to.get(tp, 0) - positions.get(tp, 0)) for tp in tps)
         for tp in tps:
             self._read_to.pop(tp, None)
-        if tps:
-            self._consumer.seek_to_beginning(*tps)
+            self._consumed.pop(tp, None)
+        assigned = [tp for tp in tps if tp in self._consumer.assignment()]
+        if assigned:
+            self._consumer.seek_to_beginning(*assigned)
         self._resets.append(LogReset(topic, reason, tuple(sorted(tp.partition for tp in tps)), lost))
 
 

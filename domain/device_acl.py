@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from schemas.common import ID_RE
+from schemas.errors import InvalidInput
 
 #: ``mosquitto_passwd``'s defaults (Mosquitto 2.0 ``pw_sha512_pbkdf2``).
 PBKDF2_ITERATIONS = 101
@@ -27,7 +28,7 @@ DIGEST_BYTES = 64
 AccountKind = Literal["device", "bridge"]
 
 
-class CredentialError(ValueError):
+class CredentialError(InvalidInput):
     """A username, topic or hash that cannot be written into Mosquitto's files."""
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from schemas.errors import InvalidInput
 from schemas.reading import Method, Reading, Verdict
 
 
@@ -41,7 +42,7 @@ class Scope(StrEnum):
     STRIP_LOT = "strip_lot"
 
 
-class ThresholdError(ValueError):
+class ThresholdError(InvalidInput):
     """A threshold set that cannot judge anything (e.g. r_pos > r_neg)."""
 
 

@@ -12,7 +12,8 @@ Two workflows:
 * ``screen`` (positive and suspicious strips)::
 
     screen_positive -suspend_sale-> sale_suspended       (a positive does this at once)
-    screen_positive -retest_negative-> released          (second strip on site negative)
+    screen_positive -retest_negative-> released          (second strip on site: its server verdict negative;
+                                                          positive → sale_suspended; see retest_target)
     sale_suspended  -object (within 4 h)-> lab_retest
     sale_suspended  -commission_lab-> lab_retest
     sale_suspended  -destroy (after 4 h, no objection)-> destroyed
@@ -383,3 +384,62 @@ def outcome(events: Sequence[Event]) -> str | None:
         elif e.action == "retest_negative" and e.to_state is State.RELEASED:
             found = Outcome.RELEASED_ON_RETEST
     return found.value if found else None
+
+
+# --- the on-site retest (DOMAIN.md §3: "optional second strip on site") ---
+
+
+@dataclass(frozen=True)
+class SampleFacts:
+    """What identifies a reading's sample, and the server's verdict on it (None: not judged yet)."""
+
+    reading_id: str
+    measured_at: datetime
+    market_id: str | None
+    analyte: str | None
+    commodity: str | None
+    sample_id: str | None
+    server_result: str | None = None
+
+
+class RetestRefused(WorkflowError):
+    status = 422
+    code = "retest_refused"
+
+
+def retest_target(first: SampleFacts, retest: SampleFacts | None, window: timedelta) -> State:
+    """Where ``retest_negative`` leads, decided by the retest's **server** verdict: negative → released,
+    positive → sale suspended.  The retest must be a real reading of the same sample (the same
+    sample_id, or the same market, analyte and commodity measured within ``window`` of the first),
+    measured after the first; anything else is refused with the reason."""
+    if retest is None:
+        raise RetestRefused("retest_reading_id names no reading (in your markets)", (), {"reason": "unknown"})
+    if retest.reading_id == first.reading_id:
+        raise RetestRefused("the retest must be another reading than the screen", (), {"reason": "same_reading"})
+    if retest.analyte != first.analyte:
+        raise RetestRefused(
+            f"the retest tested {retest.analyte}, the screen {first.analyte}", (), {"reason": "other_analyte"}
+        )
+    if retest.measured_at <= first.measured_at:
+        raise RetestRefused(
+            f"the retest was measured at {retest.measured_at.isoformat()}, not after the screen "
+            f"({first.measured_at.isoformat()})", (), {"reason": "not_after"},
+        )
+    same_id = first.sample_id is not None and retest.sample_id == first.sample_id
+    same_goods = (retest.market_id, retest.commodity) == (first.market_id, first.commodity)
+    if not same_id and not (same_goods and retest.measured_at - first.measured_at <= window):
+        raise RetestRefused(
+            "the retest is not of the same sample: it needs the same sample_id, or the same market, analyte "
+            f"and commodity measured within {window} after the screen", (), {"reason": "other_sample"},
+        )
+    if retest.server_result == "negative":
+        return State.RELEASED
+    if retest.server_result == "positive":
+        return State.SALE_SUSPENDED
+    if retest.server_result is None:
+        raise RetestRefused("the retest reading has not been judged yet; try again shortly", (),
+                            {"reason": "not_judged"})
+    raise RetestRefused(
+        f"the retest was judged {retest.server_result}: only a negative releases, a positive suspends the sale",
+        (), {"reason": retest.server_result},
+    )

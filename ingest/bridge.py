@@ -6,7 +6,11 @@ after Kafka acknowledged its record (the reading, or its dead letter), so a
 reading a device saw acknowledged is never lost.  While Kafka is healthy the
 network thread hands each record to the producer's buffer (which does not
 block: the broker's receive-maximum bounds what is in flight); once a send
-fails, records go through a sender thread that retries with backoff.
+fails, records go through a sender thread that retries with backoff.  A
+producer whose sends keep failing (a broker that came back with a new, empty
+log can leave kafka-python's metadata and batches wedged) is replaced by a
+new one after ``PRODUCER_RESET_ATTEMPTS`` failures of one record; the old
+one's unsent batches fail and are retried through the new one.
 Nothing a device sends can stop the bridge.
 """
 
@@ -34,6 +38,7 @@ MESSAGES_IN = Counter("rt_bridge_messages_in_total", "MQTT messages received by 
 PRODUCED = Counter("rt_bridge_produced_total", "Records acknowledged by Kafka", ["kind"])
 DEADLETTERED = Counter("rt_bridge_deadlettered_total", "Messages turned into dead letters", ["code"])
 KAFKA_RETRIES = Counter("rt_bridge_kafka_retries_total", "Kafka sends retried after an error")
+PRODUCER_RESETS = Counter("rt_bridge_producer_resets_total", "Kafka producers replaced after repeated failures")
 PENDING = Gauge("rt_bridge_pending", "Messages received but not yet acknowledged to MQTT", multiprocess_mode="livesum")
 
 
@@ -49,10 +54,17 @@ class _Outgoing:
     not_before: float = field(default=0.0)
 
 
+PRODUCER_RESET_ATTEMPTS = 6
+PRODUCER_RESET_MIN_INTERVAL_S = 15.0
+
+
 class Bridge:
     def __init__(self, settings: Settings, producer: KafkaProducer | None = None) -> None:
         self._settings = settings
+        self._own_producer = producer is None
         self._producer = producer or make_producer(settings, client_id="rapidtrace-bridge")
+        self._reset_wanted = False
+        self._last_reset = time.monotonic()
         self._queue: queue.Queue[_Outgoing] = queue.Queue()
         self._stop = threading.Event()
         self._accepting = True
@@ -157,6 +169,8 @@ class Bridge:
         )
         item.not_before = time.monotonic() + backoff
         self.last_kafka_error = f"{type(exc).__name__}: {exc}"
+        if item.attempts >= PRODUCER_RESET_ATTEMPTS:
+            self._reset_wanted = True
         if item.attempts in (1, 10) or item.attempts % 50 == 0:
             log.warning("Kafka send failed (attempt %d, retry in %.1fs): %s", item.attempts, backoff,
                         self.last_kafka_error)
@@ -172,4 +186,23 @@ class Bridge:
             wait = item.not_before - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 return
+            self._maybe_replace_producer()
             self._send(item)
+
+    def _maybe_replace_producer(self) -> None:
+        if not (self._reset_wanted and self._own_producer):
+            return
+        if time.monotonic() - self._last_reset < PRODUCER_RESET_MIN_INTERVAL_S:
+            return
+        self._reset_wanted = False
+        self._last_reset = time.monotonic()
+        try:
+            fresh = make_producer(self._settings, client_id="rapidtrace-bridge")
+        except Exception as exc:  # the broker is still away: try again later
+            log.warning("Kafka producer could not be replaced yet: %s", exc)
+            return
+        old, self._producer = self._producer, fresh
+        PRODUCER_RESETS.inc()
+        log.warning("Kafka sends kept failing: replaced the producer; its unsent records are retried")
+        # closing fails the old producer's pending batches, whose errbacks queue them again
+        threading.Thread(target=lambda: old.close(timeout=0), name="bridge-old-producer", daemon=True).start()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
+from schemas.errors import KafkaFailure, KafkaRefused, KafkaUnavailable
 from schemas.settings import Settings
 
 
@@ -60,3 +62,12 @@ def make_producer(settings: Settings, *, client_id: str = "rapidtrace") -> Kafka
         allow_auto_create_topics=False,
     )
 
+
+
+def kafka_error(exc: BaseException, doing: str = "the Kafka request") -> KafkaFailure:
+    """The project's error for a kafka-python one (``raise kafka_error(e) from e``); retriable as kafka-python says."""
+    if isinstance(exc, KafkaFailure):
+        return exc
+    if not isinstance(exc, KafkaError) or exc.retriable:  # timeouts, connection and leader errors
+        return KafkaUnavailable(f"Kafka unavailable for {doing}: {exc or type(exc).__name__}")
+    return KafkaRefused(f"Kafka refused {doing}: {exc or type(exc).__name__}")

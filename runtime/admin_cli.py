@@ -47,9 +47,13 @@ def _add_token_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--market", action="append", dest="markets", help="operator: a market it may see (repeat)")
     p.add_argument("--holder-id", help="producer: the certificate holder id it submits as")
     p.add_argument("--rate-per-minute", type=int, default=600)
-    p.add_argument("--expires-in-days", type=float, default=None)
-    p = _command(sub, "revoke", cmd_token_revoke, "revoke a token by its id")
-    p.add_argument("token_id")
+    p.add_argument("--expires-in-days", type=float, default=None,
+                   help="lifetime (default: RT_TOKEN_EXPIRY_DAYS, 90)")
+    p.add_argument("--no-expiry", action="store_true", help="a token that never expires")
+    p = _command(sub, "revoke", cmd_token_revoke, "revoke a token by its id, or every local one")
+    p.add_argument("token_id", nargs="?")
+    p.add_argument("--all-local", action="store_true",
+                   help="revoke the tokens `rapidtrace up` made for the local stack (and forget the kept one)")
     p = _command(sub, "list", cmd_token_list, "list tokens (never their secrets)")
     p.add_argument("--all", action="store_true", help="include revoked tokens")
 
@@ -85,7 +89,8 @@ def _command(sub: Any, name: str, func: Command, help_text: str) -> argparse.Arg
 def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
     from api.auth import TokenRequestError, issue_token
 
-    expires = utc_now() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+    days = None if args.no_expiry else (args.expires_in_days or settings.token_expiry_days)
+    expires = utc_now() + timedelta(days=days) if days else None
     with _db(settings) as conn:
         try:
             issued = issue_token(conn, name=args.name, role=args.role, markets=args.markets,
@@ -101,6 +106,14 @@ def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from api.auth import revoke_token
 
+    if args.all_local:
+        from runtime.local_token import revoke_local
+
+        revoked = revoke_local(settings)
+        print(f"revoked {len(revoked)} local token(s){': ' + ', '.join(revoked) if revoked else ''}")
+        return 0
+    if not args.token_id:
+        return _fail("give a TOKEN_ID or --all-local")
     with _db(settings) as conn:
         record = revoke_token(conn, args.token_id, actor())
     if record is None:
@@ -123,7 +136,7 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
     from domain.device_acl import CredentialError
-    from runtime.mqtt_auth import add_device
+    from storage.device_credentials import add_device
     from storage.devices import DeviceExists
 
     with _db(settings) as conn:
@@ -137,7 +150,7 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_device_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from runtime.mqtt_auth import rotate_device
+    from storage.device_credentials import rotate_device
 
     with _db(settings) as conn:
         issued = rotate_device(conn, args.device_id, actor())
@@ -149,7 +162,7 @@ def cmd_device_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_device_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from runtime.mqtt_auth import revoke_device
+    from storage.device_credentials import revoke_device
 
     with _db(settings) as conn:
         account = revoke_device(conn, args.device_id, actor())
@@ -170,7 +183,7 @@ def cmd_device_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_device_write_acl(args: argparse.Namespace, settings: Settings) -> int:
-    from runtime.mqtt_auth import MosquittoFiles, bridge_filters, ensure_bridge, write_mosquitto_files
+    from storage.device_credentials import MosquittoFiles, bridge_filters, ensure_bridge, write_mosquitto_files
 
     configured = MosquittoFiles.from_settings(settings)
     files = MosquittoFiles(args.password_file or configured.password_file, args.acl_file or configured.acl_file,
@@ -186,19 +199,6 @@ def cmd_device_write_acl(args: argparse.Namespace, settings: Settings) -> int:
     _print({"accounts": count, "bridge_changed": changed, "password_file": files.password_file,
             "acl_file": files.acl_file})
     return 0
-
-
-def issue_dev_token(database_url: str, name: str = "rapidtrace up (local)") -> str:
-    """A regulator token for the local stack of ``rapidtrace up``; returns the secret."""
-    from api.auth import issue_token
-    from storage.db import connect, transaction
-
-    conn = connect(database_url, application_name="rapidtrace-admin")
-    try:
-        with transaction(conn):
-            return issue_token(conn, name=name, role="regulator", actor=actor()).token
-    finally:
-        conn.close()
 
 
 # ---------------------------------------------------------------- helpers
@@ -227,14 +227,10 @@ def _db(settings: Settings) -> Iterator[Connection]:
 
 
 def _sync(settings: Settings) -> dict[str, Any]:
-    from runtime.mqtt_auth import MosquittoFiles, bridge_filters, write_mosquitto_files
+    from storage.device_credentials import sync_mosquitto_files
 
-    files = MosquittoFiles.from_settings(settings)
-    if not files.configured:
-        return {"status": "not_configured", "message": "run `rapidtrace device write-acl --password-file ... "
-                "--acl-file ...` to update Mosquitto"}
     with _db(settings) as conn:
-        return {"status": "written", "accounts": write_mosquitto_files(conn, files, bridge_filters(settings))}
+        return sync_mosquitto_files(conn, settings).as_dict()
 
 
 def _print(value: dict[str, Any]) -> None:

@@ -114,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p = add("up", cmd_up, "start everything; embedded PostgreSQL/MQTT/Kafka where no URL is set")
     p.add_argument("--simulate", action="store_true", help="also run a simulated reader fleet")
-    p.add_argument("--rate", type=float, default=20.0, help="simulated readings per second")
-    p.add_argument("--markets", type=int, default=3, help="simulated markets")
+    p.add_argument("--rate", type=float, default=None,
+                   help="simulated readings per second, e.g. 20 for a demo (default: RT_FLEET_RATE, else the "
+                        "district rate: 47 stations x 30 tests a day = 0.016/s)")
+    p.add_argument("--markets", type=int, default=None, help="generic simulated markets instead of the "
+                                                             "47-station district")
     p = add("simulate", lambda a, s: int(run_simulate(a, s) or 0), "publish simulated readings over MQTT")
     add_simulate_arguments(p)
     try:

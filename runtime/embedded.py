@@ -13,6 +13,7 @@ the parent, which stops the components in order), logs to ``<log_dir>/<name>.log
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import logging
@@ -24,7 +25,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -36,6 +39,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from runtime.ports import ensure_free, wait_for_port
+from schemas.errors import SetupError
 from storage.db import create_database
 
 log = logging.getLogger(__name__)
@@ -43,7 +47,7 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 
 
-class ComponentError(RuntimeError):
+class ComponentError(SetupError):
     """An embedded component failed to start or stop; the message carries its log tail."""
 
 
@@ -104,6 +108,11 @@ class ManagedProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def exit_status(self) -> int | None:
+        """The return code of a process that exited by itself (negative: the signal that killed it)."""
+        return self._proc.poll() if self._proc is not None else None
+
     def start(self) -> Self:
         if self.running:
             return self
@@ -160,23 +169,56 @@ class ManagedProcess:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # only a prctl call in the child (resolved before the fork), so safe beside threads
+            preexec_fn=die_with_parent(self.stop_signal),  # noqa: PLW1509
             **self._popen_kwargs(),
         )
         assert self._proc is not None
-        self.pid_path.write_text(json.dumps({"pid": self._proc.pid, "cmdline": command}))
+        write_pid_file(self.pid_path, self._proc.pid, command)
 
     def _stop_orphan(self) -> None:
         """Stop the process a killed earlier run left behind (same pid file, same command line)."""
-        try:
-            recorded = json.loads(self.pid_path.read_text())
-            proc = psutil.Process(int(recorded["pid"]))
-            alive_same = proc.cmdline() == recorded["cmdline"]
-        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
-            alive_same = False
-        if alive_same:
-            log.warning("stopping orphaned %s (pid %d) left by an earlier run", self.name, proc.pid)
-            _terminate(proc.pid, self.stop_signal, self.stop_timeout_s)
-        self.pid_path.unlink(missing_ok=True)
+        stop_recorded(self.pid_path, self.name, self.stop_signal, self.stop_timeout_s)
+
+
+PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` (Linux): the kernel sends ``sig`` to the child when the thread that spawned it
+    dies, so no child outlives a ``rapidtrace up`` killed with SIGKILL.  Only for a spawn from the main
+    thread: a child spawned from another thread would die when that thread ends."""
+    if _prctl is None or threading.current_thread() is not threading.main_thread():
+        return None
+    parent = os.getpid()
+    prctl, signum = _prctl, int(sig)
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died between fork and prctl
+            os.kill(os.getpid(), signum)
+
+    return preexec
+
+
+def write_pid_file(path: Path, pid: int, command: list[str]) -> None:
+    path.write_text(json.dumps({"pid": pid, "cmdline": command}))
+
+
+def stop_recorded(pid_path: Path, name: str, sig: signal.Signals, timeout: float) -> bool:
+    """Stop the process recorded in ``pid_path`` if it still runs the recorded command; True if one was."""
+    try:
+        recorded = json.loads(pid_path.read_text())
+        proc = psutil.Process(int(recorded["pid"]))
+        alive_same = proc.cmdline() == recorded["cmdline"]
+    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+        alive_same = False
+    if alive_same:
+        log.warning("stopping orphaned %s (pid %d) left by an earlier run", name, proc.pid)
+        _terminate(proc.pid, sig, timeout)
+    pid_path.unlink(missing_ok=True)
+    return alive_same
 
 
 def _stop_child(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:

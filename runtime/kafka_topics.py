@@ -9,10 +9,12 @@ from typing import Any
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from schemas.errors import SetupError
+
 log = logging.getLogger(__name__)
 
 
-class TopicSetupError(RuntimeError):
+class TopicSetupError(SetupError):
     """Topics could not be created or did not become ready; ``retriable`` says whether waiting helps."""
 
     def __init__(self, message: str, *, retriable: bool) -> None:

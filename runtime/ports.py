@@ -6,8 +6,12 @@ import socket
 import subprocess
 import time
 
+import psutil
 
-class PortTakenError(RuntimeError):
+from schemas.errors import SetupError
+
+
+class PortTakenError(SetupError):
     """A configured port is already in use; the message names the setting that moves it."""
 
 
@@ -24,10 +28,29 @@ def is_free(host: str, port: int) -> bool:
     return True
 
 
+def port_holder(port: int) -> str | None:
+    """``"pid 123 (name: cmdline)"`` of the process listening on TCP ``port``, where visible."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return None
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            try:
+                proc = psutil.Process(conn.pid)
+                command = " ".join(proc.cmdline())[:120]
+                return f"pid {conn.pid} ({proc.name()}: {command})"
+            except psutil.Error:
+                return f"pid {conn.pid}"
+    return None
+
+
 def ensure_free(host: str, port: int, setting_name: str) -> None:
-    """Raise :class:`PortTakenError` naming ``setting_name`` when ``host:port`` is in use."""
+    """Raise :class:`PortTakenError` naming ``setting_name`` and the holder when ``host:port`` is in use."""
     if not is_free(host, port):
-        raise PortTakenError(f"port {port} on {host} is taken; set {setting_name} to a free port")
+        holder = port_holder(port)
+        held = f" by {holder}" if holder else ""
+        raise PortTakenError(f"port {port} on {host} is taken{held}; set {setting_name} to a free port")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -17,12 +17,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from schemas.common import ID_RE, rfc3339
+from schemas.errors import InvalidInput
 from schemas.reading import Reading
 
 HEADER_NAMES = ("market_id", "station_id", "device_id", "mqtt_topic", "received_at")
 
 
-class RecordError(ValueError):
+class RecordError(InvalidInput):
     """A Kafka record that is not a reading the bridge wrote."""
 
 

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from schemas.common import AwareDatetime, FiniteFloat, Identifier
 
 MAX_PAYLOAD_BYTES = 16 * 1024
-READING_SCHEMA = "rt.reading/1"
 
 NonNegative = Annotated[FiniteFloat, Field(ge=0)]
 Percent = Annotated[FiniteFloat, Field(ge=0, le=100)]

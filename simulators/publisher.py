@@ -31,15 +31,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt_in import parse_mqtt_url
 from schemas.common import utc_now
+from schemas.errors import MqttFailure
 from schemas.settings import Settings
 from simulators.district import DISTRICT
 from simulators.entry_scans import certificate_pool, entry_messages, fleet_district
 from simulators.faults import add_fleet_faults, describe
 from simulators.fleet import CertificateRef, Fleet, FleetConfig, market_ids
 from simulators.malformed import MALFORMED_CASES
+from simulators.progress import ProgressReport, open_progress
 
 
-class PublisherError(Exception):
+class PublisherError(MqttFailure):
     """The publisher could not connect or was refused by the broker."""
 
 
@@ -63,7 +65,7 @@ class Publisher:
     def __init__(self, url: str, protocol: str = "3.1.1", client_id: str | None = None,
                  max_outstanding: int = 1000, *, record_times: bool = True,
                  progress: TextIO | None = None, progress_every_s: float = 5.0,
-                 connect_timeout_s: float = 10.0) -> None:
+                 connect_timeout_s: float = 10.0, progress_total: int | None = None) -> None:
         if protocol not in ("3.1.1", "5"):
             raise PublisherError(f"protocol must be '3.1.1' or '5', not {protocol!r}")
         if not 1 <= max_outstanding <= 65_000:
@@ -77,15 +79,14 @@ class Publisher:
         self.connect_timeout_s = connect_timeout_s
         self.sent_at: dict[str, float] = {}
         self._record_times = record_times
-        self._progress = progress
-        self._progress_every_s = progress_every_s
+        self._progress: ProgressReport | None = (open_progress("simulate", progress_total, unit="msgs", stream=progress,
+                                        every_s=progress_every_s) if progress is not None else None)
         self._cond = threading.Condition()
         self._limit = max_outstanding
         self._sent = self._acked = self._rejected = self._peak = 0
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self._started = self._last_report = time.monotonic()
-        self._last_acked = 0
         self._client = self._make_client(client_id or f"rt-sim-{os.getpid()}-{random.getrandbits(24):06x}")
 
     def _make_client(self, client_id: str) -> mqtt.Client:
@@ -165,8 +166,10 @@ class Publisher:
         if reading_id is not None and self._record_times:
             self.sent_at[reading_id] = time.time()
         self._client.publish(topic, payload, qos=1)
-        if self._progress is not None and time.monotonic() - self._last_report >= self._progress_every_s:
-            self._report_progress()
+        if self._progress is not None and time.monotonic() - self._last_report >= 0.2:
+            self._last_report = time.monotonic()
+            s = self.stats()
+            self._progress.update(s.acked, f"sent {s.sent:,} outstanding {s.unacked:,}")
         return True
 
     @property
@@ -191,6 +194,10 @@ class Publisher:
         """Wait (up to ``timeout_s``) for every PUBACK, then disconnect."""
         self.flush(timeout_s)
         stats = self.stats()
+        if self._progress is not None:
+            self._progress.update(stats.acked, f"sent {stats.sent:,} outstanding {stats.unacked:,}")
+            self._progress.close()
+            self._progress = None
         self._client.disconnect()
         self._client.loop_stop()
         return stats
@@ -200,14 +207,6 @@ class Publisher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _report_progress(self) -> None:
-        now = time.monotonic()
-        s = self.stats()
-        recent = (s.acked - self._last_acked) / max(now - self._last_report, 1e-9)
-        self._last_report, self._last_acked = now, s.acked
-        print(f"simulate: {s.elapsed_s:7.1f}s sent {s.sent:,} acked {s.acked:,} outstanding {s.unacked:,} "
-              f"rate {recent:,.0f}/s (mean {s.rate:,.0f}/s)", file=self._progress, flush=True)
 
 
 class RateLimiter:
@@ -428,7 +427,8 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     try:
         config = fleet_config_from_args(args, seed)
         publisher = Publisher(url, args.protocol or settings.mqtt_protocol, args.client_id, args.max_outstanding,
-                              record_times=False, progress=None if args.quiet else sys.stderr).connect()
+                              record_times=False, progress=None if args.quiet else sys.stderr,
+                              progress_total=args.count).connect()
     except (PublisherError, ValueError) as exc:
         _say(str(exc))
         return 2

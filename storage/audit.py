@@ -11,6 +11,7 @@ from typing import Any
 from psycopg2.extras import Json, execute_values
 
 from storage.db import Connection
+from storage.where import Where
 
 
 @dataclass(frozen=True)
@@ -58,21 +59,11 @@ def record_audit_many(conn: Connection, principal_name: str,
 def list_audit(conn: Connection, *, actor: str | None = None, action: str | None = None,
                target: str | None = None, before_id: int | None = None, limit: int = 100) -> list[AuditEntry]:
     """Entries newest first, keyset-paginated by id."""
-    clauses: list[str] = ["TRUE"]
-    params: list[object] = []
-    for column, value in (("actor", actor), ("action", action), ("target", target)):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if before_id is not None:
-        clauses.append("id < %s")
-        params.append(before_id)
+    where = Where().equal({"actor": actor, "action": action, "target": target})
+    where.after("id", before_id, descending=True)
     with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT id, at, actor, action, target, details FROM audit_log WHERE {' AND '.join(clauses)} "
-            "ORDER BY id DESC LIMIT %s",
-            (*params, limit),
-        )
+        cur.execute(f"SELECT id, at, actor, action, target, details FROM audit_log {where.sql()} "
+                    "ORDER BY id DESC LIMIT %s", (*where.params, limit))
         return [AuditEntry(*row) for row in cur.fetchall()]
 
 

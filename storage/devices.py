@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg2
+
 from domain.device_acl import MqttAccount
+from schemas.errors import Conflict
 from storage.db import Connection
+from storage.where import Where
 
 _COLUMNS = ("username, kind, market_id, station_id, device_id, created_at, created_by, rotated_at, "
             "revoked_at, revoked_by")
 
 
-class DeviceExists(Exception):
+class DeviceExists(Conflict):
     """An active account with this device id (or username) is already registered."""
 
 
@@ -31,17 +37,17 @@ class AccountRecord:
     rotated_at: datetime | None
     revoked_at: datetime | None
     revoked_by: str | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
+    active: bool  # not revoked
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "active": self.active}
+        return dict(self.__dict__)
 
 
 def _record(row: tuple[Any, ...]) -> AccountRecord:
-    return AccountRecord(*row)
+    (username, kind, market_id, station_id, device_id, created_at, created_by, rotated_at, revoked_at,
+     revoked_by) = row
+    return AccountRecord(username, kind, market_id, station_id, device_id, created_at, created_by, rotated_at,
+                         revoked_at, revoked_by, active=revoked_at is None)
 
 
 def get_account(conn: Connection, username: str) -> AccountRecord | None:
@@ -60,10 +66,19 @@ def password_hash_of(conn: Connection, username: str) -> str | None:
     return str(row[0]) if row else None
 
 
+@contextmanager
+def _taken(device_id: str) -> Iterator[None]:
+    """A unique or check constraint refusing the account: DeviceExists, naming the constraint's message."""
+    try:
+        yield
+    except psycopg2.IntegrityError as exc:
+        raise DeviceExists(f"cannot register {device_id}: {(exc.pgerror or str(exc)).strip()}") from exc
+
+
 def register_device(conn: Connection, market_id: str, station_id: str, device_id: str, password_hash: str,
                     actor: str) -> AccountRecord:
     """Add a reader, or reinstate a revoked one with new credentials; DeviceExists if it is active."""
-    with conn.cursor() as cur:
+    with conn.cursor() as cur, _taken(device_id):
         cur.execute(
             f"""INSERT INTO mqtt_accounts (username, kind, market_id, station_id, device_id, password_hash, created_by)
                 VALUES (%(d)s, 'device', %(m)s, %(s)s, %(d)s, %(h)s, %(a)s)
@@ -128,24 +143,13 @@ def revoke_account(conn: Connection, username: str, actor: str) -> AccountRecord
 def list_accounts(conn: Connection, *, kind: str | None = "device", markets: list[str] | None = None,
                   include_revoked: bool = False, after: str | None = None, limit: int = 100) -> list[AccountRecord]:
     """Accounts ordered by username, keyset-paginated after ``after``."""
-    clauses: list[str] = ["TRUE"]
-    params: list[object] = []
-    if kind is not None:
-        clauses.append("kind = %s")
-        params.append(kind)
-    if markets is not None:
-        clauses.append("market_id = ANY(%s)")
-        params.append(markets)
+    where = Where().equal({"kind": kind}).markets(markets)
     if not include_revoked:
-        clauses.append("revoked_at IS NULL")
-    if after is not None:
-        clauses.append("username > %s")
-        params.append(after)
+        where.add("revoked_at IS NULL")
+    where.after("username", after)
     with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT {_COLUMNS} FROM mqtt_accounts WHERE {' AND '.join(clauses)} ORDER BY username LIMIT %s",
-            (*params, limit),
-        )
+        cur.execute(f"SELECT {_COLUMNS} FROM mqtt_accounts {where.sql()} ORDER BY username LIMIT %s",
+                    (*where.params, limit))
         return [_record(row) for row in cur.fetchall()]
 
 

@@ -67,24 +67,51 @@ def timescale_enabled(conn: Connection) -> bool:
         return cur.fetchone() is not None
 
 
-def _try_enable_timescale(conn: Connection) -> bool:
-    """Create the extension where the server offers it; a server that lists it but
-    has not preloaded it refuses, and then the plain path is used."""
+@dataclass(frozen=True)
+class StoragePath:
+    """Which variant files a new schema takes, and why."""
+
+    timescale: bool
+    why: str
+
+    def describe(self) -> str:
+        return f"{'TimescaleDB' if self.timescale else 'plain PostgreSQL'} path: {self.why}"
+
+
+def _preloaded(libraries: str) -> bool:
+    return any(name.strip().strip('"') == "timescaledb" for name in libraries.split(","))
+
+
+def choose_path(conn: Connection) -> StoragePath:
+    """Create the extension where the server can load it, else take the plain path.
+
+    A server that offers timescaledb without preloading it ends the connection on ``CREATE EXTENSION``
+    (FATAL "must be preloaded"), so ``shared_preload_libraries`` is checked first and the extension is
+    only created where it is preloaded."""
     if timescale_enabled(conn):
-        return True
+        return StoragePath(True, "the timescaledb extension is already created in this database")
     with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-        if cur.fetchone() is None:
-            return False
+        cur.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")
+        available = cur.fetchone()
+        if available is None:
+            return StoragePath(False, "the timescaledb extension is not installed on this server")
+        cur.execute("SELECT current_setting('shared_preload_libraries')")
+        found = cur.fetchone()
+        libraries = str(found[0]) if found else ""
+        if not _preloaded(libraries):
+            return StoragePath(
+                False,
+                f"timescaledb {available[0]} is installed but not preloaded (shared_preload_libraries = "
+                f"'{libraries}'); add it there and restart the server to use TimescaleDB on a new database",
+            )
         try:
             cur.execute("SAVEPOINT ts")
             cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             cur.execute("RELEASE SAVEPOINT ts")
-        except Exception as exc:  # the server says no: use the plain path
+        except Exception as exc:  # the server says no (e.g. no privilege): use the plain path
             cur.execute("ROLLBACK TO SAVEPOINT ts")
-            log.warning("timescaledb is available but could not be created (%s); using plain PostgreSQL", exc)
-            return False
-    return True
+            return StoragePath(False, f"timescaledb is preloaded but CREATE EXTENSION failed: {exc}".strip())
+    return StoragePath(True, f"timescaledb {available[0]} is preloaded; the extension was created")
 
 
 def render(text: str, settings: Settings) -> str:
@@ -120,12 +147,15 @@ def migrate(dsn: str, settings: Settings, directory: Path = MIGRATIONS_DIR) -> l
         if recorded:
             # A schema keeps the path it was created on, even if the extension appears later.
             timescale = recorded[0][1] == "timescale"
+            path = StoragePath(timescale, f"the schema was created on this path ({recorded[0][1]})")
         else:
             with transaction(conn):
-                timescale = _try_enable_timescale(conn)
-        for migration in discover(directory):
-            if migration.version in done:
-                continue
+                path = choose_path(conn)
+            timescale = path.timescale
+        pending = [m for m in discover(directory) if m.version not in done]
+        if pending:
+            (log.info if timescale or "not installed" in path.why else log.warning)("%s", path.describe())
+        for migration in pending:
             variant_path = migration.timescale if timescale else migration.plain
             variant = "timescale" if timescale else "plain"
             with transaction(conn), conn.cursor() as cur:

@@ -84,6 +84,69 @@ READING_COLUMNS = (
 VERDICT_COLUMNS = ("server_result", "verdict_mismatch", "cutoff_mismatch", "rule", "reason", "ratio")
 
 
+@dataclass(frozen=True)
+class ReadingFilter:
+    markets: Sequence[str] | None = None  # the principal's scope; None = all
+    market_id: str | None = None
+    station_id: str | None = None
+    device_id: str | None = None
+    analyte: str | None = None
+    commodity: str | None = None
+    device_result: str | None = None
+    server_result: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_readings(
+    conn: Connection, f: ReadingFilter, limit: int, after: tuple[datetime, str] | None, include_raw: bool
+) -> list[dict[str, Any]]:
+    """Readings newest first (keyset on measured_at, reading_id) with the server's verdict beside the
+    device's (a reading not judged yet has none; ``verdict=`` then leaves it out)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if f.markets is not None:
+        clauses.append("r.market_id = ANY(%s)")
+        params.append(list(f.markets))
+    for column in ("market_id", "station_id", "device_id", "analyte", "commodity", "device_result"):
+        value = getattr(f, column)
+        if value is not None:
+            clauses.append(f"r.{column} = %s")
+            params.append(value)
+    if f.server_result is not None:
+        clauses.append("v.server_result = %s")
+        params.append(f.server_result)
+    for op, value in ((">=", f.since), ("<", f.until)):
+        if value is not None:
+            clauses.append(f"r.measured_at {op} %s")
+            params.append(value)
+    if after is not None:
+        clauses.append("(r.measured_at, r.reading_id) < (%s, %s::uuid)")
+        params.extend(after)
+    columns = ", ".join(
+        [f"r.{c}" for c in READING_COLUMNS] + [f"v.{c}" for c in VERDICT_COLUMNS] + (["r.raw"] if include_raw else [])
+    )
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = (
+        f"SELECT {columns} FROM readings r LEFT JOIN verdicts v "
+        "ON v.reading_id = r.reading_id AND v.measured_at = r.measured_at "
+        f"{where} ORDER BY r.measured_at DESC, r.reading_id DESC LIMIT %s"
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, [*params, limit])
+        found = _dicts(cur)
+    for row in found:
+        _agreement(row)
+    return found
+
+
+def _agreement(row: dict[str, Any]) -> dict[str, Any]:
+    row["reading_id"] = str(row["reading_id"])
+    server, device = row.get("server_result"), row.get("device_result")
+    row["agrees"] = None if server is None or device is None else server == device
+    return row
+
+
 def _dicts(cur: Any) -> list[dict[str, Any]]:
     names = [d[0] for d in cur.description or ()]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -129,12 +192,7 @@ def get_reading_at(
         found = _dicts(cur)
     if not found:
         return None
-    row = found[0]
-    row["reading_id"] = str(row["reading_id"])
-    row["agrees"] = None if row["server_result"] is None or row["device_result"] is None else (
-        row["server_result"] == row["device_result"]
-    )
-    return row
+    return _agreement(found[0])
 
 
 # --- the store's write path ---

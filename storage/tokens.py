@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from storage.db import Connection
+from storage.where import Where
 
 _COLUMNS = ("token_id, name, role, markets, holder_id, rate_per_minute, created_at, created_by, expires_at, "
             "revoked_at, revoked_by")
@@ -73,19 +74,22 @@ def revoke_token(conn: Connection, token_id: str, actor: str) -> TokenRecord | N
     return _record(row) if row else None
 
 
+def revoke_named(conn: Connection, name: str, actor: str) -> list[str]:
+    """Revoke every live token called ``name``; their token ids."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE api_tokens SET revoked_at = now(), revoked_by = %s WHERE name = %s AND revoked_at IS NULL"
+            " RETURNING token_id", (actor, name),
+        )
+        return sorted(str(r[0]) for r in cur.fetchall())
+
+
 def list_tokens(conn: Connection, *, include_revoked: bool = False, after: str | None = None,
                 limit: int = 100) -> list[TokenRecord]:
     """Tokens ordered by token_id, keyset-paginated after ``after``."""
-    clauses: list[str] = ["TRUE"]
-    params: list[object] = []
-    if not include_revoked:
-        clauses.append("revoked_at IS NULL")
-    if after is not None:
-        clauses.append("token_id > %s")
-        params.append(after)
+    where = Where() if include_revoked else Where().add("revoked_at IS NULL")
+    where.after("token_id", after)
     with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT {_COLUMNS} FROM api_tokens WHERE {' AND '.join(clauses)} ORDER BY token_id LIMIT %s",
-            (*params, limit),
-        )
+        cur.execute(f"SELECT {_COLUMNS} FROM api_tokens {where.sql()} ORDER BY token_id LIMIT %s",
+                    (*where.params, limit))
         return [_record(row) for row in cur.fetchall()]

@@ -2,51 +2,70 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
-import psycopg2
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import DEFAULT_RATE_PER_MINUTE, TokenRequestError, issue_token, revoke_token
+from api.auth import DEFAULT_RATE_PER_MINUTE, issue_token, revoke_token
 from api.deps import Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
-from api.pagination import Page, decode_cursor, encode_cursor
-from runtime.mqtt_auth import (
-    IssuedCredentials,
-    MosquittoFiles,
-    add_device,
-    bridge_filters,
-    revoke_device,
-    rotate_device,
-    write_mosquitto_files,
-)
+from api.pagination import Page, cursor_value, page_of, page_size
 from schemas.common import AwareDatetime, Identifier
 from schemas.settings import Settings
 from storage import devices, tokens
-from storage.audit import list_audit
-from storage.db import Connection
-
-log = logging.getLogger(__name__)
+from storage.audit import AuditEntry, list_audit
+from storage.device_credentials import (
+    FilesSync,
+    IssuedCredentials,
+    add_device,
+    revoke_device,
+    rotate_device,
+    sync_mosquitto_files,
+)
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Regulator = Annotated[Principal, Depends(require_role("regulator"))]
 Limit = Annotated[int | None, Query(ge=1)]
 #: Free text compared in SQL: no control characters (PostgreSQL text cannot hold NUL).
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
+#: The same, with at least one character that is not white space.
+NAME_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 Cursor = Annotated[str | None, Query(max_length=500)]
 
 
-class TokenRequest(BaseModel):
+class _TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, pattern=PLAIN_TEXT, description="who holds the token")
-    role: Literal["regulator", "operator", "producer"]
-    markets: list[Identifier] | None = Field(None, max_length=1000, description="operator: its markets")
-    holder_id: Identifier | None = Field(None, description="producer: the holder id it submits as")
+    name: str = Field(min_length=1, max_length=200, pattern=NAME_TEXT, description="who holds the token")
     rate_per_minute: int = Field(DEFAULT_RATE_PER_MINUTE, ge=1, le=1_000_000)
     expires_at: AwareDatetime | None = None
+
+
+class RegulatorTokenRequest(_TokenRequest):
+    """A regulator sees every market."""
+
+    role: Literal["regulator"]
+
+
+class OperatorTokenRequest(_TokenRequest):
+    """An operator sees its markets only."""
+
+    role: Literal["operator"]
+    markets: list[Identifier] = Field(min_length=1, max_length=1000, description="the markets it may see")
+
+
+class ProducerTokenRequest(_TokenRequest):
+    """A producer submits and traces its own chains, as one certificate holder."""
+
+    role: Literal["producer"]
+    holder_id: Identifier = Field(description="the certificate holder id it submits as")
+
+
+#: The role decides which scope fields a token takes; the schema says so (``oneOf`` on ``role``).
+TokenRequest = Annotated[RegulatorTokenRequest | OperatorTokenRequest | ProducerTokenRequest,
+                         Field(discriminator="role")]
 
 
 class DeviceRequest(BaseModel):
@@ -57,139 +76,117 @@ class DeviceRequest(BaseModel):
     device_id: Identifier
 
 
+@dataclass(frozen=True)
+class IssuedToken(tokens.TokenRecord):
+    token: str  # the secret: in this answer only, stored hashed
+
+
+@dataclass(frozen=True)
+class RevokedAccount(devices.AccountRecord):
+    mosquitto_files: FilesSync  # what became of Mosquitto's password and ACL files
+
+
+@dataclass(frozen=True)
+class Credentials(RevokedAccount):
+    password: str  # the MQTT password: in this answer only, stored hashed
+    topic: str  # the one topic the reader may publish to
+
+
 def _size(limit: int | None, settings: Settings) -> int:
-    return min(limit or settings.api_page_default, settings.api_page_max)
-
-
-def _page(items: list[dict[str, Any]], size: int, key: str) -> Page[dict[str, Any]]:
-    if len(items) > size:
-        return Page(items=items[:size], next_cursor=encode_cursor([items[size - 1][key]]))
-    return Page(items=items)
-
-
-def _after(cursor: str | None) -> Any:
-    return None if cursor is None else decode_cursor(cursor, 1)[0]
+    return page_size(limit, settings.api_page_default, settings.api_page_max)
 
 
 # ---------------------------------------------------------------- tokens
 
 
 @router.post("/tokens", status_code=201)
-def create_token(body: TokenRequest, db: Db, principal: Regulator) -> dict[str, Any]:
+def create_token(body: TokenRequest, db: Db, principal: Regulator) -> IssuedToken:
     """Issue an API token; the secret is in this answer only."""
-    try:
-        issued = issue_token(db, name=body.name, role=body.role, markets=body.markets, holder_id=body.holder_id,
-                             rate_per_minute=body.rate_per_minute, expires_at=body.expires_at, actor=principal.name)
-    except TokenRequestError as exc:
-        raise ApiError(422, "invalid_request", str(exc)) from None
+    markets = body.markets if isinstance(body, OperatorTokenRequest) else None
+    holder_id = body.holder_id if isinstance(body, ProducerTokenRequest) else None
+    issued = issue_token(db, name=body.name, role=body.role, markets=markets, holder_id=holder_id,
+                         rate_per_minute=body.rate_per_minute, expires_at=body.expires_at, actor=principal.name)
     db.commit()
-    return {"token": issued.token, **issued.record.as_dict()}
+    return IssuedToken(**issued.record.as_dict(), token=issued.token)
 
 
-@router.get("/tokens", response_model=Page[dict[str, Any]])
+@router.get("/tokens")
 def token_list(db: Db, _: Regulator, settings: SettingsDep, include_revoked: bool = False, limit: Limit = None,
-               cursor: Cursor = None) -> Page[dict[str, Any]]:
+               cursor: Cursor = None) -> Page[tokens.TokenRecord]:
     """API tokens (never their secrets), by token id."""
-    after = _after(cursor)
-    if after is not None and not isinstance(after, str):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued")
     size = _size(limit, settings)
-    found = tokens.list_tokens(db, include_revoked=include_revoked, after=after, limit=size + 1)
-    return _page([t.as_dict() for t in found], size, "token_id")
+    found = tokens.list_tokens(db, include_revoked=include_revoked, after=cursor_value(cursor, str), limit=size + 1)
+    return page_of(found, size, lambda t: [t.token_id])
 
 
 @router.post("/tokens/{token_id}/revoke")
-def token_revoke(token_id: Annotated[str, Path(max_length=64)], db: Db, principal: Regulator) -> dict[str, Any]:
+def token_revoke(token_id: Annotated[str, Path(max_length=64)], db: Db, principal: Regulator) -> tokens.TokenRecord:
     """Revoke a token at once (idempotent)."""
     record = revoke_token(db, token_id, principal.name)
     if record is None:
         raise ApiError(404, "not_found", f"no token {token_id}")
     db.commit()
-    return record.as_dict()
+    return record
 
 
 # ---------------------------------------------------------------- devices
 
 
-def _sync_files(db: Connection, settings: Settings) -> dict[str, Any]:
-    """After a committed registry change: rewrite Mosquitto's files when they are configured."""
-    files = MosquittoFiles.from_settings(settings)
-    if not files.configured:
-        return {"status": "not_configured",
-                "message": "set RT_MQTT_PASSWORD_FILE and RT_MQTT_ACL_FILE, or run `rapidtrace device write-acl`"}
-    try:
-        count = write_mosquitto_files(db, files, bridge_filters(settings))
-    except Exception as exc:
-        log.exception("could not write Mosquitto's files")
-        return {"status": "failed", "message": f"{exc}; run `rapidtrace device write-acl` once it is fixed"}
-    return {"status": "written", "accounts": count}
-
-
-def _credentials(issued: IssuedCredentials, files: dict[str, Any]) -> dict[str, Any]:
-    return {**issued.account.as_dict(), "password": issued.password, "topic": issued.topic,
-            "mosquitto_files": files}
+def _credentials(issued: IssuedCredentials, files: FilesSync) -> Credentials:
+    return Credentials(**issued.account.as_dict(), mosquitto_files=files, password=issued.password,
+                       topic=issued.topic)
 
 
 @router.post("/devices", status_code=201)
-def device_add(body: DeviceRequest, db: Db, principal: Regulator, settings: SettingsDep) -> dict[str, Any]:
+def device_add(body: DeviceRequest, db: Db, principal: Regulator, settings: SettingsDep) -> Credentials:
     """Register a reader: its MQTT username and password (shown only here) and the one topic it may publish to."""
-    try:
-        issued = add_device(db, body.market_id, body.station_id, body.device_id, principal.name)
-    except devices.DeviceExists as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
-    except psycopg2.IntegrityError as exc:
-        raise ApiError(409, "conflict", f"cannot register {body.device_id}: {exc.pgerror or exc}") from None
+    issued = add_device(db, body.market_id, body.station_id, body.device_id, principal.name)  # taken: 409
     db.commit()
-    return _credentials(issued, _sync_files(db, settings))
+    return _credentials(issued, sync_mosquitto_files(db, settings))
 
 
-@router.get("/devices", response_model=Page[dict[str, Any]])
+@router.get("/devices")
 def device_list(db: Db, _: Regulator, settings: SettingsDep, market_id: Identifier | None = None,
-                include_revoked: bool = False, limit: Limit = None, cursor: Cursor = None) -> Page[dict[str, Any]]:
+                include_revoked: bool = False, limit: Limit = None,
+                cursor: Cursor = None) -> Page[devices.AccountRecord]:
     """Registered readers and their credential state (never a password or hash), by device id."""
-    after = _after(cursor)
-    if after is not None and not isinstance(after, str):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued")
     size = _size(limit, settings)
-    found = devices.list_accounts(db, markets=[market_id] if market_id else None,
-                                  include_revoked=include_revoked, after=after, limit=size + 1)
-    return _page([a.as_dict() for a in found], size, "username")
+    found = devices.list_accounts(db, markets=[market_id] if market_id else None, include_revoked=include_revoked,
+                                  after=cursor_value(cursor, str), limit=size + 1)
+    return page_of(found, size, lambda a: [a.username])
 
 
 @router.post("/devices/{device_id}/rotate")
-def device_rotate(device_id: Identifier, db: Db, principal: Regulator, settings: SettingsDep) -> dict[str, Any]:
+def device_rotate(device_id: Identifier, db: Db, principal: Regulator, settings: SettingsDep) -> Credentials:
     """Give an active reader a new password (shown only here); the old one stops working."""
     issued = rotate_device(db, device_id, principal.name)
     if issued is None:
         raise ApiError(404, "not_found", f"no active device {device_id}")
     db.commit()
-    return _credentials(issued, _sync_files(db, settings))
+    return _credentials(issued, sync_mosquitto_files(db, settings))
 
 
 @router.post("/devices/{device_id}/revoke")
-def device_revoke(device_id: Identifier, db: Db, principal: Regulator, settings: SettingsDep) -> dict[str, Any]:
+def device_revoke(device_id: Identifier, db: Db, principal: Regulator, settings: SettingsDep) -> RevokedAccount:
     """Revoke a reader's MQTT account; the broker refuses it after its reload."""
     account = revoke_device(db, device_id, principal.name)
     if account is None:
         raise ApiError(404, "not_found", f"no device {device_id}")
     db.commit()
-    return {**account.as_dict(), "mosquitto_files": _sync_files(db, settings)}
+    return RevokedAccount(**account.as_dict(), mosquitto_files=sync_mosquitto_files(db, settings))
 
 
 # ---------------------------------------------------------------- audit
 
 
-@router.get("/audit", response_model=Page[dict[str, Any]])
+@router.get("/audit")
 def audit(db: Db, _: Regulator, settings: SettingsDep,
           actor: Annotated[str | None, Query(max_length=300, pattern=PLAIN_TEXT)] = None,
           action: Annotated[str | None, Query(max_length=100, pattern=PLAIN_TEXT)] = None,
           target: Annotated[str | None, Query(max_length=300, pattern=PLAIN_TEXT)] = None, limit: Limit = None,
-          cursor: Cursor = None) -> Page[dict[str, Any]]:
+          cursor: Cursor = None) -> Page[AuditEntry]:
     """The append-only audit log of every write, newest first."""
-    after = _after(cursor)
-    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued")
     size = _size(limit, settings)
-    found = list_audit(db, actor=actor, action=action, target=target, before_id=after, limit=size + 1)
-    return _page([e.as_dict() for e in found], size, "id")
-
+    found = list_audit(db, actor=actor, action=action, target=target, before_id=cursor_value(cursor, int),
+                       limit=size + 1)
+    return page_of(found, size, lambda e: [e.id])

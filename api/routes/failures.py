@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,7 +21,7 @@ from schemas.common import AwareDatetime, Identifier
 from storage import failures as q
 from storage import registry
 from storage.audit import record_audit
-from storage.readings import get_reading_at
+from storage.readings import get_reading, get_reading_at
 
 router = APIRouter(prefix="/v1/failures", tags=["failures"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
@@ -156,6 +157,31 @@ class ActionRequest(BaseModel):
     )
 
 
+def _retest(
+    db: Db, found: dict[str, Any], event: workflow.Event, principal: Principal, window: timedelta
+) -> workflow.Event:
+    """The retest names a real reading of the same sample; its server verdict decides where the failure goes."""
+    try:
+        retest_id = UUID(str(event.evidence.get("retest_reading_id")))
+    except ValueError:
+        raise workflow.RetestRefused("retest_reading_id is not a reading id (a UUID)", (),
+                                     {"reason": "not_a_reading_id"}) from None
+    first = workflow.SampleFacts(
+        str(found["reading_id"]), found["measured_at"], found["market_id"], found["analyte"], found["commodity"],
+        found["sample_id"],
+    ) if found["reading_id"] else None
+    if first is None:
+        raise workflow.RetestRefused("this failure names no reading to retest", (), {"reason": "no_reading"})
+    got = get_reading(db, retest_id, principal.market_filter(), include_raw=False)
+    retest = workflow.SampleFacts(
+        str(got["reading_id"]), got["measured_at"], got["market_id"], got["analyte"], got["commodity"],
+        got["sample_id"], got["server_result"],
+    ) if got else None
+    target = workflow.retest_target(first, retest, window)
+    evidence = {**event.evidence, "retest_server_result": retest.server_result if retest else None}
+    return replace(event, to_state=target, evidence=evidence)
+
+
 @router.post("/{failure_id}/actions")
 def act(
     failure_id: UUID,
@@ -175,6 +201,8 @@ def act(
     evidence: dict[str, Any] = {**body.evidence, "note": body.note}
     try:
         event = workflow.decide(kind, events, body.action, principal.name, principal.role, now, evidence, deadlines)
+        if event.action == "retest_negative":
+            event = _retest(db, found, event, principal, timedelta(hours=settings.retest_window_h))
     except workflow.WorkflowError as exc:
         raise ApiError(exc.status, exc.code, exc.message, {**exc.details, "allowed": exc.allowed}) from None
     status = workflow.current([*events, event])

@@ -299,7 +299,8 @@ def region_list(db: Db, _: Staff, prefix: Annotated[str, Query(pattern=r"^[0-9]{
 def region_put(body: Annotated[list[RegionIn], Field(min_length=1, max_length=10_000)], db: Db,
                principal: Regulator) -> list[RegionOut]:
     """Add or rename regions (county, town or village by the shape of the code)."""
-    rows = [registry.Region(r.code, region_parts(r.code).level.value, r.name_zh, r.name_en) for r in body]
+    rows = list({r.code: registry.Region(r.code, region_parts(r.code).level.value, r.name_zh, r.name_en)
+                 for r in body}.values())  # a code named twice: the last name wins
     registry.upsert_regions(db, rows)
     record_audit(db, principal.name, "regions.put", "regions", {"codes": [r.code for r in body]})
     db.commit()

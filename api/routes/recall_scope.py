@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
+from api.certificate_models import FailureRecallScope, RecallScope, errors
 from api.chain_scope import graph, node, scoped
 from api.deps import Db, Principal, require_role
 from api.errors import ApiError
@@ -78,7 +79,7 @@ def recall(db: Db, sample: dict[str, Any], principal: Principal, max_depth: int)
     }
 
 
-@router.get("/v1/readings/{reading_id}/recall-scope")
+@router.get("/v1/readings/{reading_id}/recall-scope", response_model=RecallScope, responses=errors(403, 404))
 def reading_recall_scope(reading_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """From a sample's certificate (or lot code): up to the origin lots, then every lot, holder and stall
     downstream of them, with the rapid tests already run on each."""
@@ -88,7 +89,8 @@ def reading_recall_scope(reading_id: UUID, db: Db, principal: Reader, max_depth:
     return recall(db, sample, principal, max_depth)
 
 
-@router.get("/v1/failures/{failure_id}/recall-scope")
+@router.get("/v1/failures/{failure_id}/recall-scope", response_model=FailureRecallScope,
+            responses=errors(403, 404))
 def failure_recall_scope(failure_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """The recall scope of a failure's sample (see the reading's recall scope)."""
     sample = q.failure_sample(db, failure_id, principal.market_filter())

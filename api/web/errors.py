@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.errors import ApiError
 from api.web.templating import render
+from schemas.errors import AccessDenied
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ LOGIN_PATH = "/console/login"
 Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
-class LoginRequired(Exception):
+class LoginRequired(AccessDenied):
     """No (valid) console session: send the browser to the login page, then back."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,8 @@ from tests.helpers import encode, publish, reading_payload, reading_topic, scala
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
+#: This module's own market: other sessions may publish to the same broker meanwhile.
+M = f"mc{uuid.uuid4().hex[:8]}"
 
 
 def _reading(minute: int, t_line: float = 1200.0, device_result: str = "negative", cutoff: float = 0.6) -> dict:
@@ -22,7 +25,7 @@ def _reading(minute: int, t_line: float = 1200.0, device_result: str = "negative
 
 
 def _failures(api: Any, **params: Any) -> list[dict[str, Any]]:
-    return api.get("/v1/failures", params={"limit": 1000, **params}).json()["items"]
+    return api.get("/v1/failures", params={"limit": 1000, "market_id": M, **params}).json()["items"]
 
 
 def test_fifty_readings_of_a_misconfigured_reader_are_one_failure_and_recurrence_after_closing_a_new_one(
@@ -32,12 +35,12 @@ def test_fifty_readings_of_a_misconfigured_reader_are_one_failure_and_recurrence
     dsn = settings.database_url
     first, second = [_reading(i) for i in range(30)], [_reading(i) for i in range(30, 50)]
     disagreeing_positive = _reading(55, t_line=300.0, device_result="negative", cutoff=0.8)
-    publish(mqtt_broker.url, mqtt_broker.protocol, [(reading_topic(), encode(p)) for p in first])
-    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM verdicts") == 30, timeout=60,
+    publish(mqtt_broker.url, mqtt_broker.protocol, [(reading_topic(M, "s1", f"{M}-d1"), encode(p)) for p in first])
+    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM verdicts WHERE market_id = %s", [M]) == 30, timeout=60,
              what="the first 30 judged")
     publish(mqtt_broker.url, mqtt_broker.protocol,
-            [(reading_topic(), encode(p)) for p in [*second, disagreeing_positive]])
-    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM verdicts") == 51, what="51 judged")
+            [(reading_topic(M, "s1", f"{M}-d1"), encode(p)) for p in [*second, disagreeing_positive]])
+    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM verdicts WHERE market_id = %s", [M]) == 51, what="51 judged")
 
     # (kind, how many failures, occurrences of each)
     expected = [("cutoff_mismatch", 1, 50), ("positive", 1, 1), ("verdict_mismatch", 0, None)]
@@ -60,7 +63,7 @@ def test_fifty_readings_of_a_misconfigured_reader_are_one_failure_and_recurrence
                                  json={"action": action, "note": "cut-off set to the registry's"})
         assert answer.status_code == 200, answer.text
     again = _reading(60)
-    publish(mqtt_broker.url, mqtt_broker.protocol, [(reading_topic(), encode(again))])
+    publish(mqtt_broker.url, mqtt_broker.protocol, [(reading_topic(M, "s1", f"{M}-d1"), encode(again))])
     wait_for(lambda: len(_failures(api_client, kind="cutoff_mismatch")) == 2, what="a new failure after closing")
     newest, closed = _failures(api_client, kind="cutoff_mismatch")
     assert newest["occurrences"] == 1 and newest["reading_id"] == again["reading_id"] and newest["closed_at"] is None

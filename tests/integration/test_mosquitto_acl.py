@@ -1,6 +1,6 @@
 """Per-device MQTT accounts against a real Mosquitto 2.0 (a second broker on a free port).
 
-The password and ACL files come from the device registry (runtime/mqtt_auth.py);
+The password and ACL files come from the device registry (storage/device_credentials.py);
 the broker must refuse what they do not grant, and a revoked device must be
 refused after a reload (SIGHUP), without restarting the broker.
 """
@@ -22,10 +22,10 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from runtime.mosquitto import MOSQUITTO_BIN, Mosquitto
-from runtime.mqtt_auth import MosquittoFiles, add_device, ensure_bridge, revoke_device, write_mosquitto_files
 from runtime.ports import free_port
 from schemas.settings import Settings
 from storage.db import Connection, connect
+from storage.device_credentials import MosquittoFiles, add_device, ensure_bridge, revoke_device, write_mosquitto_files
 from tests.helpers import wait_for
 
 pytestmark = [

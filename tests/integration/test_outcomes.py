@@ -3,6 +3,7 @@ rates out of failures, pass-rate statistics, devices and strip lots."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,15 +13,18 @@ from tests.helpers import encode, publish, reading_payload, reading_topic, scala
 
 pytestmark = pytest.mark.integration
 
+#: This module's own market: other sessions may publish to the same broker meanwhile.
+M = f"mo{uuid.uuid4().hex[:8]}"
 # per reader and lot: (device, strip lot, screen results then their lab outcomes, invalid strips, negatives)
 READERS = [
-    ("d1", "LOT-A", ["lab_negative", "lab_negative", "lab_positive"], 1, 6),
-    ("d2", "LOT-B", ["lab_positive"], 0, 1),
+    (f"{M}-d1", "LOT-A", ["lab_negative", "lab_negative", "lab_positive"], 1, 6),
+    (f"{M}-d2", "LOT-B", ["lab_positive"], 0, 1),
 ]
-# (device or lot, false positives, confirmed, false-positive rate, invalid rate)
+# device (ids unique to this test: device_activity is keyed by the id alone) → (false positives,
+# confirmed, false-positive rate, invalid rate)
 EXPECTED = {
-    "d1": (2, 1, 0.666667, 0.1),
-    "d2": (0, 1, 0.0, 0.0),
+    f"{M}-d1": (2, 1, 0.666667, 0.1),
+    f"{M}-d2": (0, 1, 0.0, 0.0),
 }
 
 
@@ -42,13 +46,15 @@ def test_lab_negative_release_is_a_false_positive_counted_per_group_reader_and_l
         strips = [_reading(300.0, 1000.0, lot, now) for _ in labs]
         strips += [_reading(900.0, 50.0, lot, now) for _ in range(invalid)]
         strips += [_reading(1200.0, 1000.0, lot, now) for _ in range(negatives)]
-        messages += [(reading_topic("m1", "s1", device), encode(p)) for p in strips]
+        messages += [(reading_topic(M, "s1", device), encode(p)) for p in strips]
     publish(mqtt_broker.url, mqtt_broker.protocol, messages)
     dsn = settings.database_url
-    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM verdicts") == len(messages), what="all judged")
+    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM verdicts WHERE market_id = %s", [M]) == len(messages),
+             what="all judged")
 
     for device, _, labs, _, _ in READERS:
-        found = api_client.get("/v1/failures", params={"kind": "positive", "device_id": device}).json()["items"]
+        params = {"kind": "positive", "device_id": device, "market_id": M}
+        found = api_client.get("/v1/failures", params=params).json()["items"]
         assert len(found) == len(labs)
         for failure, lab in zip(found, labs, strict=True):
             fid = failure["failure_id"]
@@ -59,15 +65,16 @@ def test_lab_negative_release_is_a_false_positive_counted_per_group_reader_and_l
             assert done.status_code == 200, done.text
             want = "false_positive" if lab == "lab_negative" else "confirmed"
             assert done.json()["outcome"] == want
-    listed = api_client.get("/v1/failures", params={"outcome": "false_positive"}).json()["items"]
-    assert len(listed) == 2 and {f["device_id"] for f in listed} == {"d1"}
+    listed = api_client.get("/v1/failures", params={"outcome": "false_positive", "market_id": M}).json()["items"]
+    assert len(listed) == 2 and {f["device_id"] for f in listed} == {f"{M}-d1"}
 
-    span = {"since": (now - timedelta(hours=2)).isoformat(), "until": (now + timedelta(hours=2)).isoformat()}
+    span = {"market_id": M, "since": (now - timedelta(hours=2)).isoformat(),
+            "until": (now + timedelta(hours=2)).isoformat()}
     stats = api_client.get("/v1/stats/pass-rate", params={"group_by": "market", "bucket": "day", **span}).json()
     assert sum(r["false_positives"] for r in stats["items"]) == 2
     assert sum(r["confirmed_positives"] for r in stats["items"]) == 2
 
-    devices = {d["device_id"]: d for d in api_client.get("/v1/devices").json()["items"]}
+    devices = {d["device_id"]: d for d in api_client.get("/v1/devices", params={"market_id": M}).json()["items"]}
     lots = {lot["strip_lot"]: lot for lot in api_client.get("/v1/strip-lots", params=span).json()["items"]}
     for device, lot, labs, invalid, negatives in READERS:
         fp, confirmed, fp_rate, invalid_rate = EXPECTED[device]

@@ -85,7 +85,7 @@ def test_board_shows_today_by_server_verdict_without_people(seeded: TestClient) 
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and XSS not in html
     for secret in ("op-secret-77", "wang-", "13912345678", "reader-secret-9", "m1-stall-012"):
         assert secret not in html, secret
-    assert page.headers["cache-control"] == "public, max-age=3"
+    assert page.headers["cache-control"] == "public, max-age=2"
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert not re.search(r"<script>(?!</script>)", html) and " on" + "error=" not in html.replace(

@@ -4,6 +4,7 @@ statistics by town, village and grid, and the registry's deadline and working-ho
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,6 +56,8 @@ def test_markets_and_stations_through_the_api(client: Callable[[Principal], Test
     assert got["town_name"] == "湖塘镇" and got["village_name"] is None and got["time_zone"] == "Asia/Shanghai"
     assert got["stations"][0]["hours"]["mon"] == "06:00-18:00" and got["stations"][0]["hours"]["wed"] is None
     assert tc.get("/v1/markets/m2").json()["village_name"] == "青云村"
+    twice = [{"code": TOWN_B, "name_zh": "旧名"}, {"code": TOWN_B, "name_zh": "牛塘镇"}]
+    assert [r["name_zh"] for r in tc.put("/v1/registry/regions", json=twice).json()] == ["牛塘镇"]
     assert [m["market_id"] for m in tc.get("/v1/markets", params={"kind": "farmers"}).json()["items"]] == ["m1"]
     page = tc.get("/v1/markets", params={"limit": 1}).json()
     assert len(page["items"]) == 1 and page["next_cursor"]
@@ -120,16 +123,29 @@ def test_an_unregistered_market_is_stored_and_listed(
     pipeline("store", "flagger")
     known = reading_payload()
     stranger = reading_payload()
-    publish(settings.mqtt_url or "", settings.mqtt_protocol, [
-        (reading_topic("known", "s1", "d1"), encode(known)),
-        (reading_topic("ghost-market", "s9", "d9"), encode(stranger)),
-    ])
     dsn = settings.database_url or ""
-    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM verdicts") == 2, what="both readings judged")
-    assert scalar(dsn, "SELECT market_id FROM readings WHERE reading_id = %s", [stranger["reading_id"]]) == \
-        "ghost-market"
-    listed = api_client.get("/v1/registry/unregistered-markets").json()["items"]
-    assert [(u["market_id"], u["devices"], u["tests"]) for u in listed] == [("ghost-market", 1, 1)]
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    ids = [known["reading_id"], stranger["reading_id"]]
+
+    def judged() -> bool:  # these two only: a developer's shared broker may carry other runs' readings
+        return scalar(dsn, "SELECT count(*) FROM verdicts WHERE reading_id::text = ANY(%s)", [ids]) == 2
+
+    for _ in range(6):  # again until judged: a just-started bridge may not have subscribed yet (ids dedupe)
+        publish(settings.mqtt_url or "", settings.mqtt_protocol, [
+            (reading_topic("known", "s1", f"{ghost}-d1"), encode(known)),
+            (reading_topic(ghost, "s9", f"{ghost}-d9"), encode(stranger)),
+        ])
+        try:
+            wait_for(judged, timeout=15, what="both judged")
+            break
+        except AssertionError:
+            continue
+    assert judged()
+    assert scalar(dsn, "SELECT market_id FROM readings WHERE reading_id = %s", [stranger["reading_id"]]) == ghost
+    listed = {u["market_id"]: u for u in api_client.get("/v1/registry/unregistered-markets",
+                                                          params={"limit": 1000}).json()["items"]}
+    assert (listed[ghost]["devices"], listed[ghost]["tests"]) == (1, 1)
+    assert "known" not in listed
 
 
 def _names_of(tc: TestClient, group_by: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from api.deps import Principal
 from api.queries.stats import COUNTS
 from consumers.flagger import Flagger
+from consumers.reading_store import ReadingStore
 from schemas.reading import Verdict
 from schemas.settings import Settings
 from simulators.faults import make_lines
@@ -34,6 +35,7 @@ from storage.db import connect
 from tests.helpers import rows
 from tests.integration import test_failures as tf
 from tests.integration.test_failures import OPERATOR, REGULATOR, T0, Clock, payload, record, run_batch
+from tests.timescale_pg import need_timescale
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +87,8 @@ def _policies_paused(db_dsn: str) -> None:
     """On TimescaleDB, keep the background scheduler from refreshing mid-test (see the module doc)."""
     if _timescale(db_dsn):
         jobs = _refresh_jobs(db_dsn)
-        assert len(jobs) == len(DIMENSIONS), f"one refresh policy per continuous aggregate, found {jobs}"
+        # one refresh policy per continuous aggregate: the five dimensions and the strip lots (0005)
+        assert len(jobs) == len(DIMENSIONS) + 1, f"one refresh policy per continuous aggregate, found {jobs}"
         _autocommit(db_dsn, *(("SELECT alter_job(%s, scheduled => false)", [job]) for job in jobs))
 
 
@@ -111,12 +114,19 @@ def _dataset(n: int = 600) -> list[dict[str, Any]]:
 
 
 def _load(dsn: str, settings: Settings, clock: Clock, data: list[dict[str, Any]]) -> None:
-    flagger = Flagger(settings, clock=clock)
+    """Store (readings) and judge (verdicts, failures) the data, 100 a batch."""
+    flagger, store = Flagger(settings, clock=clock), ReadingStore(settings)
     for start in range(0, len(data), 100):
         batch = [
             record(d["payload"], market=d["market_id"], station=d["station_id"], offset=start + i)
             for i, d in enumerate(data[start : start + 100])
         ]
+        conn = connect(dsn)
+        try:
+            store.handle(conn, batch)
+            conn.commit()
+        finally:
+            conn.close()
         run_batch(flagger, dsn, batch)
 
 
@@ -201,20 +211,26 @@ def test_scope_and_closure_rate(
     _load(db_dsn, db_settings, clock, data)
     m1 = answered(client(OPERATOR), "market", "day")
     assert m1 and {g for _, g in m1} == {"m1"}
-    fid = rows(
+    fid, rid = rows(
         db_dsn,
-        "SELECT failure_id::text FROM failures WHERE kind = 'suspicious' AND market_id = 'm1' "
+        "SELECT failure_id::text, reading_id::text FROM failures WHERE kind = 'suspicious' AND market_id = 'm1' "
         "ORDER BY failure_id LIMIT 1",
-    )[0][0]
+    )[0]
+    screened = next(d for d in data if d["payload"]["reading_id"] == rid)
+    retest = tf.payload(1000.0, 1200.0, "negative", analyte=screened["payload"]["assay"]["analyte"])
+    retest["sample"] = screened["payload"]["sample"]
+    retest["measured_at"] = (datetime.fromisoformat(screened["payload"]["measured_at"]) + timedelta(minutes=10)
+                             ).isoformat()
+    _load(db_dsn, db_settings, clock, [{**screened, "payload": retest, "verdict": "negative"}])
     clock.advance(minutes=30)
     tc = client(OPERATOR)
-    assert (
-        tc.post(
-            f"/v1/failures/{fid}/actions",
-            json={"action": "retest_negative", "note": "2nd strip neg", "evidence": {"retest_reading_id": "r9"}},
-        ).status_code
-        == 200
+    answer = tc.post(
+        f"/v1/failures/{fid}/actions",
+        json={"action": "retest_negative", "note": "2nd strip neg",
+              "evidence": {"retest_reading_id": retest["reading_id"]}},
     )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "released" and answer.json()["outcome"] == "released_on_retest"
     clock.advance(hours=2)
     assert (
         client(REGULATOR)
@@ -291,7 +307,8 @@ def test_verdicts_are_append_only(db_dsn: str, db_settings: Settings, clock: Clo
     """On both paths: the rollups and the continuous aggregates count each verdict once, as it was."""
     _load(db_dsn, db_settings, clock, _dataset(5))
     for statement in ("UPDATE verdicts SET server_result = 'negative'", "DELETE FROM verdicts"):
-        with pytest.raises(psycopg2.errors.RestrictViolation, match="append-only"):
+        # the table's name, not a TimescaleDB chunk's (_hyper_2_1_chunk)
+        with pytest.raises(psycopg2.errors.RestrictViolation, match=r"^verdicts is append-only"):
             _autocommit(db_dsn, (statement, []))
     assert rows(db_dsn, "SELECT count(*) FROM verdicts") == [(5,)]
 
@@ -314,13 +331,13 @@ def _timescale_layout(dsn: str) -> None:
         dsn,
         "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates ORDER BY 1",
     )
-    assert caggs == [(f"pass_rate_{dim}_hourly", False) for dim in sorted(DIMENSIONS)]
+    assert caggs == sorted([(f"pass_rate_{dim}_hourly", False) for dim in [*DIMENSIONS, "strip_lot"]])
     configs = rows(
         dsn,
         "SELECT config->>'start_offset', (config->>'end_offset')::interval, schedule_interval "
         "FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'",
     )
-    assert configs == [(None, timedelta(hours=1), timedelta(minutes=5))] * len(DIMENSIONS)
+    assert configs == [(None, timedelta(hours=1), timedelta(minutes=5))] * (len(DIMENSIONS) + 1)
     triggers = rows(dsn, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'verdicts'::regclass AND NOT tgisinternal")
     assert "verdicts_pass_rate_rollup" not in {t for (t,) in triggers}  # the plain path's rollup trigger
 
@@ -329,11 +346,7 @@ def _timescale_layout(dsn: str) -> None:
 def test_timescale_materialized_and_realtime_agree(
     db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
 ) -> None:
-    if not _timescale(db_dsn):
-        pytest.skip(
-            "the timescaledb extension is not installed on this PostgreSQL server; the plain path "
-            "was checked by the other tests of this module"
-        )
+    need_timescale(db_dsn, "the materialized/real-time check")
     _timescale_layout(db_dsn)
     data = sorted(_dataset(400), key=lambda d: d["payload"]["measured_at"])
     boundary = _bucket(datetime.fromisoformat(data[200]["payload"]["measured_at"]), "hour")

@@ -79,6 +79,6 @@ def deadletters_page(request: Request, session: RegulatorSession, db: Db,
                      cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     settings = request.app.state.settings
     page = deadletter_api.deadletters(db, settings, session.principal, code=code or None, limit=PAGE, cursor=cursor)
-    items: list[dict[str, Any]] = page.items
+    items: list[dict[str, Any]] = [d.model_dump() for d in page.items]
     return render(request, "console/templates/deadletters.html",
                   {"section": "district", "items": items, "next_cursor": page.next_cursor, "code": code or ""})

@@ -1,9 +1,6 @@
-"""Rendering and response headers of the public pages.
-
-A minimal Jinja2 environment of its own (autoescape on for every template), until the console's
-shared one (``api/web/templating.py``) takes over.  Every page answer carries the
-Content-Security-Policy below: scripts and styles from this origin only, no inline script, no
-frames, no form posts.
+"""Rendering and response headers of the public pages, on the shared Jinja2 environment
+(``api/web/templating.py``: autoescape on) and the shared security headers (``api/web/security.py``:
+the Content-Security-Policy with scripts and styles from this origin only, no frames).
 """
 
 from __future__ import annotations
@@ -11,38 +8,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from api.web.templating import render
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-
-_ENV = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+TEMPLATES = "public/templates/"
 
 
 def cache_headers(max_age_s: int) -> dict[str, str]:
-    return {"Cache-Control": f"public, max-age={max_age_s}", **SECURITY_HEADERS}
+    return {"Cache-Control": f"public, max-age={max_age_s}"}
 
 
-def page(template: str, status: int = 200, max_age_s: int = 5, **context: Any) -> HTMLResponse:
-    html = _ENV.get_template(template).render(**context)
-    headers = cache_headers(max_age_s) if status == 200 else {"Cache-Control": "no-store", **SECURITY_HEADERS}
-    return HTMLResponse(html, status_code=status, headers=headers)
+NO_STORE = {"Cache-Control": "no-store"}
 
 
-def not_found(what: str) -> HTMLResponse:
-    return page("not_found.html", status=404, what=what)
+def page(request: Request, template: str, status: int = 200, max_age_s: int = 5, **context: Any) -> HTMLResponse:
+    headers = cache_headers(max_age_s) if status == 200 else NO_STORE
+    return render(request, TEMPLATES + template, context, status=status, headers=headers)
+
+
+def not_found(request: Request, what: str) -> HTMLResponse:
+    return page(request, "not_found.html", status=404, what=what)

@@ -22,7 +22,7 @@ from api.errors import error_body
 from api.queries import chain
 from api.web.public import views
 from api.web.public.limits import AddressLimiter
-from api.web.public.pages import STATIC_DIR, cache_headers, not_found, page
+from api.web.public.pages import NO_STORE, STATIC_DIR, cache_headers, not_found, page
 from domain.registry_rules import DEFAULT_TIME_ZONE
 from schemas.common import ID_RE
 from schemas.settings import Settings
@@ -30,10 +30,10 @@ from storage import registry
 
 router = APIRouter(tags=["public pages"], include_in_schema=False)
 
-BOARD_MAX_AGE_S = 3
+BOARD_MAX_AGE_S = 2
 CERTIFICATE_MAX_AGE_S = 10
 QR_MAX_AGE_S = 86_400
-POLL_MS = 3000
+POLL_MS = 2000
 STATIC_FILES = {"board.js": "text/javascript", "board.css": "text/css", "certificate.css": "text/css"}
 
 
@@ -55,7 +55,7 @@ def limited(request: Request, settings: SettingsDep) -> Response | None:
     if request.url.path.endswith(".json"):
         return JSONResponse(error_body("rate_limited", f"too many requests from your address; retry in {retry}s"),
                             status_code=429, headers={"Retry-After": retry})
-    answer = page("rate_limited.html", status=429, retry=retry)
+    answer = page(request, "rate_limited.html", status=429, retry=retry)
     answer.headers["Retry-After"] = retry
     return answer
 
@@ -68,15 +68,15 @@ def _market(db: Db, market_id: str) -> registry.Market | None:
 
 
 @router.get("/board/{market_id}")
-def board_page(market_id: str, db: Db, clock: ClockDep, refused: Limited) -> Response:
+def board_page(market_id: str, request: Request, db: Db, clock: ClockDep, refused: Limited) -> Response:
     """The market results board (检测结果公示), full screen; its script refreshes it from data.json."""
     if refused is not None:
         return refused
     market = _market(db, market_id)
     if market is None:
-        return not_found("市场")
+        return not_found(request, "市场")
     data = views.board_data(db, market, clock())
-    return page("board.html", max_age_s=BOARD_MAX_AGE_S, board=data, poll_ms=POLL_MS)
+    return page(request, "board.html", max_age_s=BOARD_MAX_AGE_S, board=data, poll_ms=POLL_MS)
 
 
 @router.get("/board/{market_id}/data.json", response_model=views.BoardData)
@@ -87,22 +87,22 @@ def board_json(market_id: str, db: Db, clock: ClockDep, refused: Limited) -> Res
     market = _market(db, market_id)
     if market is None:
         return JSONResponse(error_body("not_found", f"no market {market_id[:64]}"), status_code=404,
-                            headers={"Cache-Control": "no-store"})
+                            headers=NO_STORE)
     data = views.board_data(db, market, clock())
     return Response(data.model_dump_json(), media_type="application/json",
                     headers=cache_headers(BOARD_MAX_AGE_S))
 
 
 @router.get("/c/{certificate_no}")
-def certificate_page(certificate_no: str, db: Db, refused: Limited) -> Response:
+def certificate_page(certificate_no: str, request: Request, db: Db, refused: Limited) -> Response:
     """What the QR code on a 合格证 opens: the lot, its producer, its tests, whether the chain verifies."""
     if refused is not None:
         return refused
     view = views.certificate_view(db, certificate_no, ZoneInfo(DEFAULT_TIME_ZONE)) \
         if ID_RE.fullmatch(certificate_no) else None
     if view is None:
-        return not_found("合格证")
-    return page("certificate.html", max_age_s=CERTIFICATE_MAX_AGE_S, c=view)
+        return not_found(request, "合格证")
+    return page(request, "certificate.html", max_age_s=CERTIFICATE_MAX_AGE_S, c=view)
 
 
 def _qr(request: Request, settings: Settings, db: Db, certificate_no: str) -> segno.QRCode | None:
@@ -122,7 +122,7 @@ def certificate_qr_svg(certificate_no: str, request: Request, settings: Settings
         return refused
     qr = _qr(request, settings, db, certificate_no)
     if qr is None:
-        return not_found("合格证")
+        return not_found(request, "合格证")
     out = io.BytesIO()
     qr.save(out, kind="svg", scale=8, border=4, xmldecl=False, title=f"合格证 {certificate_no}")
     return Response(out.getvalue(), media_type="image/svg+xml", headers=cache_headers(QR_MAX_AGE_S))
@@ -136,15 +136,15 @@ def certificate_qr_png(certificate_no: str, request: Request, settings: Settings
         return refused
     qr = _qr(request, settings, db, certificate_no)
     if qr is None:
-        return not_found("合格证")
+        return not_found(request, "合格证")
     out = io.BytesIO()
     qr.save(out, kind="png", scale=8, border=4)
     return Response(out.getvalue(), media_type="image/png", headers=cache_headers(QR_MAX_AGE_S))
 
 
 @router.get("/public/static/{name}")
-def static_file(name: str) -> Response:
+def static_file(name: str, request: Request) -> Response:
     """The boards' script and style sheets (no inline script or style: the CSP forbids them)."""
     if name not in STATIC_FILES:
-        return not_found("文件")
+        return not_found(request, "文件")
     return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name], headers=cache_headers(300))

@@ -1,6 +1,6 @@
 """The device registry in action: issue, rotate and revoke MQTT accounts, and write Mosquitto's files.
 
-Used by the admin API and ``rapidtrace device ...``. Registry changes run in the
+Used by the admin API and ``rapidtrace device ...`` alike (so it lives here, below both). Registry changes run in the
 caller's transaction (with their audit entry); after the commit,
 :func:`write_mosquitto_files` renders the password and ACL files from the
 committed registry, replaces them atomically and asks Mosquitto to reload
@@ -16,6 +16,7 @@ import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from domain.device_acl import (
     generate_password,
@@ -25,6 +26,7 @@ from domain.device_acl import (
     render_password_file,
     verify_password,
 )
+from schemas.errors import RapidtraceError
 from schemas.settings import Settings
 from storage import devices
 from storage.audit import record_audit
@@ -147,3 +149,30 @@ def signal_reload(pid_file: Path) -> None:
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"cannot read Mosquitto's pid from {pid_file}: {exc}") from exc
     os.kill(pid, signal.SIGHUP)
+
+
+NOT_CONFIGURED = "set RT_MQTT_PASSWORD_FILE and RT_MQTT_ACL_FILE, or run `rapidtrace device write-acl`"
+
+
+@dataclass(frozen=True)
+class FilesSync:
+    """What became of Mosquitto's files after a registry change."""
+
+    status: Literal["written", "not_configured", "failed"]
+    accounts: int | None = None
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def sync_mosquitto_files(conn: Connection, settings: Settings) -> FilesSync:
+    """After a committed registry change: rewrite Mosquitto's files when they are configured (never raises)."""
+    files = MosquittoFiles.from_settings(settings)
+    if not files.configured:
+        return FilesSync("not_configured", message=NOT_CONFIGURED)
+    try:
+        return FilesSync("written", accounts=write_mosquitto_files(conn, files, bridge_filters(settings)))
+    except (OSError, RapidtraceError, RuntimeError) as exc:
+        log.exception("could not write Mosquitto's files")
+        return FilesSync("failed", message=f"{exc}; run `rapidtrace device write-acl` once it is fixed")
