@@ -48,6 +48,19 @@ def login_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"{LOGIN_PATH}?next={quote(target, safe='')}", status_code=303)
 
 
+def _wrap_by_status(app: FastAPI, exc_type: type, fallback: Handler) -> None:
+    async def handler(request: Request, exc: Any) -> Response:
+        answer = await fallback(request, exc)
+        if not is_html_path(request.url.path):
+            return answer
+        page = error_page(request, answer.status_code)
+        if "retry-after" in answer.headers:
+            page.headers["Retry-After"] = answer.headers["retry-after"]
+        return page
+
+    app.add_exception_handler(exc_type, handler)
+
+
 def install_html_errors(app: FastAPI) -> None:
     json_handlers: dict[Any, Handler] = dict(app.exception_handlers)
 
@@ -83,6 +96,10 @@ def install_html_errors(app: FastAPI) -> None:
     wrap(StarletteHTTPException, http_error)
     wrap(RequestValidationError, validation)
     wrap(Exception, unexpected)
+    for exc_type, fallback in json_handlers.items():  # any other JSON handler: its status, as a page
+        if isinstance(exc_type, type) and exc_type not in (ApiError, StarletteHTTPException, RequestValidationError,
+                                                           Exception):
+            _wrap_by_status(app, exc_type, fallback)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, _: LoginRequired) -> Response:

@@ -55,7 +55,9 @@ def test_regulator_district_matches_the_api(
     settings = live_server.settings
     publish(settings.mqtt_url or "", settings.mqtt_protocol, messages)
     total = sum(sum(v) for v in plan.values())
-    wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM verdicts") == total, timeout=60,
+    # (counted by market: the broker is shared, and another run's readings may arrive too)
+    wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM verdicts WHERE market_id = ANY(%s)", [list(plan)]) == total,
+             timeout=60,
              what=f"{total} verdicts")
 
     token = issue_token("regulator", name="监管 李明")
@@ -77,7 +79,7 @@ def test_regulator_district_matches_the_api(
         sums[0] += item["tests"]
         sums[1] += item["negative"]
         sums[2] += item["valid_tests"]
-    assert set(shown) == set(expected) == set(TOWNS)
+    assert set(shown) == set(expected) and set(TOWNS) <= set(shown)
     for group, (tests, negative, valid) in expected.items():
         assert shown[group] == (f"{tests:,}", f"{negative / valid * 100:.2f}%"), group
     assert "牛塘镇" in page.locator("#group-table").inner_text()

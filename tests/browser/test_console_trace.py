@@ -34,8 +34,9 @@ def test_regulator_traces_verifies_exports_and_scopes_a_recall(
     p["sample"] = {**p["sample"], "certificate_no": "T1", "lot_code": "W1-1"}
     settings = live_server.settings
     publish(settings.mqtt_url or "", settings.mqtt_protocol, [(reading_topic("m1", "s1", "d1"), encode(p))])
-    wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM failures WHERE kind = 'positive'") == 1, what="positive")
-    failure_id = scalar(db_dsn, "SELECT failure_id FROM failures WHERE kind = 'positive'")
+    wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM failures WHERE certificate_no = 'T1'") == 1,
+             what="positive")
+    failure_id = scalar(db_dsn, "SELECT failure_id FROM failures WHERE certificate_no = 'T1'")
 
     page = login(token)
     page.click('nav a[href="/console/trace"]')

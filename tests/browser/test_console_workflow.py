@@ -45,7 +45,7 @@ def test_operator_sees_a_positive_live_and_walks_it_to_closure(
     screenshot(operator, "console-today-empty")
 
     send(live_server.settings, "mkt-a", positive("韭菜"))
-    wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM failures WHERE kind = 'positive'") == 1, interval=0.02,
+    wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM failures WHERE market_id = 'mkt-a'") == 1, interval=0.02,
              timeout=60, what="the positive's failure")
     committed = time.monotonic()
     row = operator.locator("#live-failures tbody tr.new")

@@ -94,8 +94,10 @@ def two_markets(settings: Settings, pipeline: Callable[..., Any]) -> dict[str, s
     publish(settings.mqtt_url or "", settings.mqtt_protocol,
             [(reading_topic("mA", "s1", "dA"), encode(a)), (reading_topic("mB", "s1", "dB"), encode(b))])
     dsn = settings.database_url or ""
-    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM failures WHERE kind = 'positive'") == 2, what="2 positives")
-    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM readings") == 2, what="2 stored readings")
+    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM failures WHERE market_id IN ('mA', 'mB')") == 2,
+             what="2 positives")
+    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM readings WHERE market_id IN ('mA', 'mB')") == 2,
+             what="2 stored readings")
     return {m: str(scalar(dsn, "SELECT failure_id FROM failures WHERE market_id = %s", [m])) for m in ("mA", "mB")}
 
 

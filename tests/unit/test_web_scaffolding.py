@@ -92,3 +92,16 @@ def test_language_switch(client: TestClient) -> None:
     assert "rt_lang=en" in r.headers["set-cookie"]
     assert "Log in to the console" in client.get("/console/login").text
     assert Path(WEB_DIR / "static" / "echarts.NOTICE").exists()
+
+
+def test_a_database_outage_is_a_503_page_on_html_routes_and_json_on_v1() -> None:
+    from api.app import create_app
+    from schemas.settings import Settings
+
+    app = create_app(Settings(database_url="postgresql://postgres@127.0.0.1:1/none", api_auth=False))
+    client = TestClient(app, raise_server_exceptions=False)
+    page = client.get("/console/")
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in page.headers and "127.0.0.1" not in page.text
+    api = client.get("/v1/readings")
+    assert api.status_code == 503 and api.json()["error"]["code"] == "unavailable"
