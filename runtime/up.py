@@ -67,6 +67,11 @@ def start_components(settings: Settings, logs: Path) -> tuple[Settings, list[Man
             mqtt, url, protocol = start_mqtt(settings, logs)
             started.append(mqtt)
             updates.update(mqtt_url=url, mqtt_protocol=protocol)
+            if "RT_MQTT_SHARED_GROUP" not in os.environ:
+                # One bridge: a plain subscription on its persistent session, which the broker queues for
+                # while the bridge is away, also across a broker restart; Mosquitto queues nothing for a
+                # shared-subscription group none of whose members is connected.
+                updates["mqtt_shared_group"] = ""
         if not settings.kafka_bootstrap:
             kafka = EmbeddedKafka(settings.kafka_port, logs).start()
             started.append(kafka)
@@ -106,7 +111,8 @@ def child_env(settings: Settings) -> dict[str, str]:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    for name in ("database_url", "mqtt_url", "kafka_bootstrap", "mqtt_protocol", "kafka_max_poll_interval_ms"):
+    for name in ("database_url", "mqtt_url", "kafka_bootstrap", "mqtt_protocol", "mqtt_shared_group",
+                 "kafka_max_poll_interval_ms"):
         env[f"RT_{name.upper()}"] = str(getattr(settings, name))
     return env
 
