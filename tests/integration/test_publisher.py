@@ -69,20 +69,23 @@ def subscriber(request: pytest.FixtureRequest, mqtt_broker: Any) -> Iterator[Sub
 
 
 TAG = uuid.uuid4().hex[:10]
+N = 900
 
 
 @pytest.mark.parametrize("subscriber", [f"rt-test/{TAG}/#"], indirect=True)
-def test_2000_messages_with_100_outstanding_all_arrive(mqtt_broker: Any, subscriber: Subscriber) -> None:
+def test_900_messages_with_100_outstanding_all_arrive(mqtt_broker: Any, subscriber: Subscriber) -> None:
+    # 900, not more: a stock Mosquitto (max_queued_messages 1000) drops QoS 1 messages for a subscriber
+    # that falls 1,000 behind, and the test's Python subscriber can, for a moment, on a busy machine.
     publisher = Publisher(mqtt_broker.url, mqtt_broker.protocol, max_outstanding=100).connect()
-    for i in range(2000):
+    for i in range(N):
         publisher.publish(f"rt-test/{TAG}/d{i % 7}", json.dumps({"n": i}).encode(), reading_id=str(i))
     stats = publisher.close(timeout_s=30)
-    assert (stats.sent, stats.acked, stats.unacked, stats.rejected) == (2000, 2000, 0, 0)
+    assert (stats.sent, stats.acked, stats.unacked, stats.rejected) == (N, N, 0, 0)
     assert 1 < stats.peak_outstanding <= 100
-    assert len(publisher.sent_at) == 2000
-    subscriber.wait_for(2000)
+    assert len(publisher.sent_at) == N
+    subscriber.wait_for(N)
     received = Counter(json.loads(payload)["n"] for _, payload in subscriber.messages)
-    assert set(received) == set(range(2000))
+    assert set(received) == set(range(N))
     assert max(received.values()) == 1
 
 
