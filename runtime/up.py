@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -114,7 +115,25 @@ def child_env(settings: Settings) -> dict[str, str]:
     for name in ("database_url", "mqtt_url", "kafka_bootstrap", "mqtt_protocol", "mqtt_shared_group",
                  "kafka_max_poll_interval_ms"):
         env[f"RT_{name.upper()}"] = str(getattr(settings, name))
+    if not env.get("RT_CONSOLE_SECRET"):
+        env["RT_CONSOLE_SECRET"] = console_secret(settings.data_dir)
     return env
+
+
+def console_secret(data_dir: Path) -> str:
+    """The console's cookie-signing key, kept in the data directory (mode 0600), so that an API the
+    supervisor restarts keeps its users logged in."""
+    path = data_dir / "console-secret"
+    if path.exists():
+        value = path.read_text().strip()
+        if len(value) >= 32:
+            return value
+    value = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
 
 
 def fleet_args(rate: float | None, markets: int | None) -> list[str]:
