@@ -149,8 +149,13 @@ def test_operator_sees_only_its_market_and_acts_through_the_workflow(
     assert actors.startswith("test operator")
     assert token not in after.text
 
+    copied = client.cookies.get("rt_session")
     out = client.post("/console/logout", data={"csrf": csrf_of(after.text)})
     assert out.status_code == 303 and 'rt_session=""' in out.headers["set-cookie"]
+    # a copy of the cookie taken before logging out no longer opens the console
+    client.cookies.set("rt_session", copied)
+    again = client.get("/console/", follow_redirects=False)
+    assert again.status_code in (302, 303, 307) and "/console/login" in again.headers["location"]
 
 
 def test_session_ends_when_its_token_is_revoked(app_client: Callable[[], TestClient], issue: Callable[..., str],

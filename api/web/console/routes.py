@@ -60,6 +60,8 @@ async def logout(request: Request) -> Response:
     fields = await form_fields(request)
     session = sess.current_session(request)
     sess.check_csrf(request, session, fields.get("csrf"))
+    if request.app.state.settings.api_auth:
+        sess.end_session(request)
     response = RedirectResponse("/console/login", status_code=303)
     sess.clear_cookie(response)
     return response

@@ -17,6 +17,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import Request, Response
 
@@ -25,7 +26,7 @@ from api.deps import ANONYMOUS_REGULATOR, Database, Principal
 from api.errors import ApiError
 from api.web.errors import LoginRequired
 from schemas.settings import Settings
-from storage import tokens
+from storage import console_sessions, tokens
 
 SESSION_COOKIE = "rt_session"
 LOGIN_CSRF_COOKIE = "rt_login_csrf"
@@ -76,6 +77,20 @@ def issue_cookie(request: Request, response: Response, bearer_token: str) -> Non
                         secure=request.url.scheme == "https", path="/")
 
 
+def end_session(request: Request) -> None:
+    """Logging out: the session ends on the server too, so a copy of its cookie no longer logs in."""
+    data = _payload(request)
+    expires = data.get("exp") if data is not None else None
+    if data is None or not isinstance(expires, int):
+        return
+    database: Database = request.app.state.database
+    conn = database.getconn()
+    try:
+        console_sessions.end_session(conn, str(data["sid"]), datetime.fromtimestamp(expires, UTC))
+    finally:
+        database.putconn(conn)
+
+
 def clear_cookie(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
 
@@ -118,9 +133,11 @@ def current_session(request: Request) -> ConsoleSession:
         conn = database.getconn()
         try:
             record = tokens.find_active(conn, bytes.fromhex(str(data["h"])))
+            ended = record is not None and console_sessions.is_ended(conn, str(data["sid"]))
+            conn.rollback()
         finally:
             database.putconn(conn)
-        if record is None:
+        if record is None or ended:
             raise LoginRequired
         wait = LIMITER.acquire(record.token_id, record.rate_per_minute)
         if wait > 0:
