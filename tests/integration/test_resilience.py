@@ -47,7 +47,9 @@ def test_kafka_down_bridge_acknowledges_nothing_and_every_reading_arrives_after(
     kafka.stop()
     payloads = [reading_payload() for _ in range(40)]
     publish(s.mqtt_url, s.mqtt_protocol, [(reading_topic(), encode(x)) for x in payloads])
-    wait_for(lambda: p.bridge.pending == 40, timeout=15, what="40 readings held by the bridge")
+    # While Kafka's metadata is still taken as known, a send on the MQTT thread may block up to the
+    # producer's max_block_ms (2 s) before it fails over to the retry queue: allow for 40 of them.
+    wait_for(lambda: p.bridge.pending == 40, timeout=120, what="40 readings held by the bridge")
     time.sleep(2)
     assert p.bridge.pending == 40, "the bridge acknowledged readings Kafka never took"
 
