@@ -27,13 +27,17 @@ TIMESCALE_TESTS := $(addprefix tests/integration/,test_migrate.py test_stats.py 
   test_thresholds_live.py test_timescale_paths.py test_chain.py test_chain_custody.py test_chain_scope.py \
   test_pipeline.py test_registry.py)
 
+# Tests on real brokers and a browser share one machine's timing: a failed test is run again up to
+# twice (pytest-rerunfailures), and the rerun is reported ("R" and "rerun" in the summary).
+RERUNS ?= --reruns 2 --reruns-delay 2
+
 test: lint
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest -p no:cacheprovider $(RERUNS) $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 	$(MAKE) --no-print-directory test-timescale
 
 test-timescale: $(STAMP)
-	$(BIN)/python -m tests.timescale_pg -- -p no:cacheprovider $(TIMESCALE_TESTS)
+	$(BIN)/python -m tests.timescale_pg -- -p no:cacheprovider $(RERUNS) $(TIMESCALE_TESTS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
