@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.errors import ErrorBody as ErrorResponse
+
 
 class SubmitterOut(BaseModel):
     role: str
@@ -30,16 +32,6 @@ class HeldRecord(BaseModel):
     submitter: SubmitterOut | None = None
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] | None = None
-
-
-class ErrorResponse(BaseModel):
-    """Every error of this API: ``{"error": {"code", "message"}}``."""
-
-    error: ErrorDetail
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from api.deps import Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
+from api.errors import ErrorBody as ErrorResponse
 from api.pagination import Page, decode_cursor, encode_cursor
 from domain.registry_rules import (
     DEFAULT_TIME_ZONE,
@@ -36,15 +37,6 @@ PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 RegionCode = Annotated[str, Field(pattern=r"^[0-9]{12}$", description="12 digits: 6 county, 3 town, 3 village")]
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    """Every error of this API: ``{"error": {"code", "message"}}``."""
-
-    error: ErrorDetail
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from api.deps import ClockDep, Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
+from api.errors import ErrorBody as ErrorResponse
 from api.pagination import Page, decode_cursor, encode_cursor
 from api.queries.devices import StripLotFilter, list_strip_lots
 from schemas.common import AwareDatetime, Identifier
@@ -20,15 +21,6 @@ Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
 MAX_RANGE = timedelta(days=800)
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    """Every error answer: ``{"error": {"code", "message"}}`` (and ``details`` where there are any)."""
-
-    error: ErrorDetail
 
 
 ERRORS: dict[int | str, dict[str, object]] = {
