@@ -114,32 +114,31 @@ def _qr(request: Request, settings: Settings, db: Db, certificate_no: str) -> se
     return segno.make(f"{base}/c/{certificate_no}", error="m")
 
 
-@router.get("/c/{certificate_no}/qr.svg")
-def certificate_qr_svg(certificate_no: str, request: Request, settings: SettingsDep, db: Db,
-                       refused: Limited) -> Response:
-    """The certificate page's QR code, as SVG for printing."""
+def _qr_answer(request: Request, settings: Settings, db: Db, certificate_no: str, refused: Response | None,
+               kind: str, media_type: str) -> Response:
     if refused is not None:
         return refused
     qr = _qr(request, settings, db, certificate_no)
     if qr is None:
         return not_found(request, "合格证")
     out = io.BytesIO()
-    qr.save(out, kind="svg", scale=8, border=4, xmldecl=False, title=f"合格证 {certificate_no}")
-    return Response(out.getvalue(), media_type="image/svg+xml", headers=cache_headers(QR_MAX_AGE_S))
+    extra = {"xmldecl": False, "title": f"合格证 {certificate_no}"} if kind == "svg" else {}
+    qr.save(out, kind=kind, scale=8, border=4, **extra)
+    return Response(out.getvalue(), media_type=media_type, headers=cache_headers(QR_MAX_AGE_S))
+
+
+@router.get("/c/{certificate_no}/qr.svg")
+def certificate_qr_svg(certificate_no: str, request: Request, settings: SettingsDep, db: Db,
+                       refused: Limited) -> Response:
+    """The certificate page's QR code, as SVG for printing."""
+    return _qr_answer(request, settings, db, certificate_no, refused, "svg", "image/svg+xml")
 
 
 @router.get("/c/{certificate_no}/qr.png")
 def certificate_qr_png(certificate_no: str, request: Request, settings: SettingsDep, db: Db,
                        refused: Limited) -> Response:
     """The certificate page's QR code, as PNG."""
-    if refused is not None:
-        return refused
-    qr = _qr(request, settings, db, certificate_no)
-    if qr is None:
-        return not_found(request, "合格证")
-    out = io.BytesIO()
-    qr.save(out, kind="png", scale=8, border=4)
-    return Response(out.getvalue(), media_type="image/png", headers=cache_headers(QR_MAX_AGE_S))
+    return _qr_answer(request, settings, db, certificate_no, refused, "png", "image/png")
 
 
 @router.get("/public/static/{name}")
