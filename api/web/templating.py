@@ -20,6 +20,8 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from domain import analytes
+
 WEB_DIR = Path(__file__).resolve().parent
 LANGS = ("zh-CN", "en")
 DEFAULT_LANG = "zh-CN"
@@ -43,6 +45,14 @@ def translate(lang: str, key: str, **values: Any) -> str:
         except (KeyError, IndexError, ValueError):
             return text
     return text
+
+
+def analyte_name(lang: str, code: str | None) -> str:
+    """A test item as the page's reader knows it: 毒死蜱 in Chinese, the code in English."""
+    if not code:
+        return ""
+    known = analytes.get(code)
+    return known.name_zh if known is not None and lang == DEFAULT_LANG else code
 
 
 def language_of(request: Request) -> str:
@@ -93,6 +103,8 @@ ENV = jinja2.Environment(
     auto_reload=False,
 )
 ENV.filters.update(local=_local, pct=_pct, num=_num, duration=_duration, iso=_iso)
+ENV.globals["analyte_name"] = jinja2.pass_context(
+    lambda ctx, code: analyte_name(ctx.get("lang") or DEFAULT_LANG, code))
 ENV.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
 
 
