@@ -29,14 +29,13 @@ COLUMNS = STORE_COLUMNS
 
 
 def row(rec: ReadingRecord, ordinal: int = 0) -> tuple[Any, ...]:
-    r = rec.reading
-    s, a, sig = r.sample, r.assay, r.signal
+    f = rec.facts
     return (
-        r.reading_id, r.measured_at.isoformat(), rec.received_at.isoformat(),
-        rec.market_id, rec.station_id, rec.device_id, s.sample_id,
-        s.commodity, s.commodity_category, s.vendor_id, s.certificate_no, s.lot_code, a.analyte, a.method.value,
-        a.method_standard, a.strip_lot, a.cutoff_ratio, sig.c_line, sig.t_line, sig.inhibition_pct,
-        r.device_result.value if r.device_result else None, r.operator_id, r.firmware, rec.raw, ordinal,
+        f.reading_id, f.measured_at.isoformat(), rec.received_at.isoformat(),
+        rec.market_id, rec.station_id, rec.device_id, f.sample_id,
+        f.commodity, f.commodity_category, f.vendor_id, f.certificate_no, f.lot_code, f.analyte, f.method.value,
+        f.method_standard, f.strip_lot, f.cutoff_ratio, f.c_line, f.t_line, f.inhibition_pct,
+        f.device_result, f.operator_id, f.firmware, rec.raw, ordinal,
     )
 
 
