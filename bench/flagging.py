@@ -264,12 +264,16 @@ def bench_flagger(admin_dsn: str, n: int) -> dict[str, Any]:
 # --- MQTT → SSE latency under fleet load -------------------------------------------------------------
 
 
-def _start_sse_stack(admin_dsn: str, work: Path) -> tuple[BenchStack, int]:
-    """The whole pipeline with the flagger and the API (no auth); returns the stack and the API port."""
+def _start_sse_stack(admin_dsn: str, work: Path, judging: str = "together") -> tuple[BenchStack, int]:
+    """The whole pipeline with the flagger and the API (no auth); returns the stack and the API port.
+
+    ``judging``: ``together`` (the ``readings`` consumer stores and judges, as deployed) or ``separate``
+    (the store and the flagger as two groups)."""
     api_port = free_port()
     stack = BenchStack.start(admin_dsn, work, "sse", RT_API_AUTH="false", RT_API_PORT=str(api_port))
     stack.spawn("ingest", "ingest")
-    stack.spawn("consume", "consume", "store", "deadletters", "flagger")
+    consumers = ["readings"] if judging == "together" else ["store", "flagger"]
+    stack.spawn("consume", "consume", *consumers, "deadletters")
     stack.spawn("api", "api")
     return stack, api_port
 
@@ -321,9 +325,10 @@ def _wait_for_flagger(stack: BenchStack, timeout: float = 120.0) -> None:
     raise RuntimeError(f"the flagger judged nothing within {timeout}s; logs in {stack.work}")
 
 
-def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float) -> dict[str, Any]:
+def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float,
+              judging: str = "together") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rt-bench-sse-") as tmp:
-        stack, api_port = _start_sse_stack(admin_dsn, Path(tmp))
+        stack, api_port = _start_sse_stack(admin_dsn, Path(tmp), judging)
         try:
             _wait_for_flagger(stack)
             listener = SseListener(f"http://127.0.0.1:{api_port}/v1/failures/stream")
@@ -353,6 +358,7 @@ def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float
         "published": report.readings,
         "rate": round(report.readings / duration),
         "positives": len(positives),
+        "lost": len(positives) - n,
         "received": n,
         "p50_ms": pick(0.50),
         "p95_ms": pick(0.95),
@@ -395,6 +401,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sse", action="store_true", help="also measure MQTT → SSE latency under fleet load")
     parser.add_argument("--sse-rate", type=float, default=1000.0, help="fleet readings/s during the SSE phase")
     parser.add_argument("--sse-duration", type=float, default=30.0)
+    parser.add_argument("--judging", choices=("together", "separate"), default="together",
+                        help="SSE phase: the readings consumer stores and judges, or store and flagger apart")
     parser.add_argument(
         "--sse-positive-rate",
         type=float,
@@ -413,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     if args.sse:
-        sse = bench_sse(args.admin_dsn, args.sse_rate, args.sse_duration, args.sse_positive_rate)
+        sse = bench_sse(args.admin_dsn, args.sse_rate, args.sse_duration, args.sse_positive_rate, args.judging)
         print(
             f"MQTT → SSE for positives while the fleet published {sse['rate']:,} readings/s "
             f"({sse['published']:,} readings, {sse['positives']} positives, {sse['received']} on the stream): "

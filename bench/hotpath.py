@@ -118,6 +118,14 @@ def run(admin_dsn: str, count: int, stages: list[str]) -> dict[str, Any]:
             out["store"] = consumer_stage("store", "readings", settings, count)
         if "flagger" in stages:
             out["flagger"] = consumer_stage("flagger", "verdicts", settings, count)
+        if "readings" in stages:  # store and judge in one group, into a second database (the rows are new)
+            second = create_database(admin_dsn, dbname + "_2")
+            try:
+                migrate(second, settings)
+                together = settings.model_copy(update={"database_url": second})
+                out["readings"] = consumer_stage("readings", "verdicts", together, count)
+            finally:
+                drop_database(admin_dsn, dbname + "_2")
         return out
     finally:
         kafka.stop()
@@ -127,7 +135,7 @@ def run(admin_dsn: str, count: int, stages: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__.split("\n\n")[0])
     parser.add_argument("--readings", type=int, default=30_000)
-    parser.add_argument("--stages", nargs="+", default=["bridge", "store", "flagger"])
+    parser.add_argument("--stages", nargs="+", default=["bridge", "store", "flagger", "readings"])
     parser.add_argument("--database-url", default=DEFAULT_ADMIN_DSN)
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)

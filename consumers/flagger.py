@@ -223,20 +223,27 @@ class Flagger:
 
     # --- the batch ---
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> list[UUID]:
-        now = self.clock()
         parsed = [parse_reading(r) for r in records]
-        registry = self._current_registry(conn)
-        claims = [(p.facts.reading_id, p.facts.measured_at.isoformat(), p.raw, i) for i, p in enumerate(parsed)]
-        conflicts = readings_store.claim(conn, copy_buffer(claims))
+        conflicts = readings_store.claim(
+            conn, copy_buffer((p.facts.reading_id, p.facts.measured_at.isoformat(), p.raw, i)
+                              for i, p in enumerate(parsed)))
         if conflicts:
             CONFLICTS.inc(len(conflicts))
             log.warning("flagger: %d reading_id conflict(s) not judged (the store dead-letters them): %s",
                         len(conflicts), "; ".join(c.reason() for c in conflicts))
         refused = {c.ord for c in conflicts}
+        return self.judge(conn, [p for i, p in enumerate(parsed) if i not in refused])
+
+    def judge(self, conn: Connection, parsed: list[ReadingRecord]) -> list[UUID]:
+        """Judge readings whose ids this transaction has claimed (``reading_ids``); returns new failure ids.
+
+        :meth:`handle` claims them itself; :class:`consumers.store_and_judge.StoreAndJudge` has the
+        store claim them in the same transaction, so a reading is consumed and claimed once."""
+        now = self.clock()
+        registry = self._current_registry(conn)
         first: dict[UUID, ReadingRecord] = {}
-        for i, p in enumerate(parsed):
-            if i not in refused:
-                first.setdefault(p.facts.reading_id, p)
+        for p in parsed:
+            first.setdefault(p.facts.reading_id, p)
         rows = [verdict_row(p, registry, self._snapshots) for p in first.values()]
         store.insert_snapshots(conn, {v["thresholds_digest"]: v["thresholds"] for v in rows})
         new_ids = store.insert_verdicts(conn, rows)

@@ -60,7 +60,11 @@ class ReadingStore:
         return [settings.topic_readings]
 
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> int:
-        rows = [row(parse_reading(r), i) for i, r in enumerate(records)]
+        return self.store(conn, [parse_reading(r) for r in records])
+
+    def store(self, conn: Connection, parsed: list[ReadingRecord]) -> int:
+        """Store parsed readings and claim their ids in the open transaction; returns how many were new."""
+        rows = [row(p, i) for i, p in enumerate(parsed)]
         inserted = store_rows(conn, rows)
         INSERTED.inc(inserted)
         DUPLICATES.inc(len(rows) - inserted)

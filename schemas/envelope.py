@@ -3,11 +3,13 @@
 A ``rt.readings.v1`` record (key: ``station_id``) carries the reading exactly
 as the device published it as its value (validated JSON; unknown fields
 kept).  The bridge, which validated it, also writes one header,
-``rt_reading``: a compact JSON array of the ids of record from the MQTT topic,
+``rt_reading``: the ids of record from the MQTT topic,
 ``received_at``, and the reading's fields every consumer needs, already
 normalised (UTC times, enum values, the optional ``region_code``) — its
 :class:`ReadingFacts`.  Consumers read that header and never re-validate the
-payload: one parse and validation per reading in the whole pipeline.
+payload: one parse and validation per reading in the whole pipeline.  The
+header's 25 values are joined by U+001F (no validated text holds a control
+character), in the order of :func:`facts_header`; version ``1`` first.
 
 A record without it (written by a bridge before this header existed, or by
 another producer) still carries the five headers of version 1 (``market_id``,
@@ -20,11 +22,11 @@ refuses is a dead letter with the reason.
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -52,6 +54,12 @@ def reading_headers(market_id: str, station_id: str, device_id: str, mqtt_topic:
     """The version-1 headers (no compact form): consumers validate such a record's payload in full."""
     values = (market_id, station_id, device_id, mqtt_topic, rfc3339(received_at))
     return [(name, value.encode()) for name, value in zip(HEADER_NAMES, values, strict=True)]
+
+
+def _region(value: object) -> str:
+    """An optional origin region code a device may send (``region_code`` or ``sample.region_code``)."""
+    text = str(value or "")[:64]
+    return text if text.isprintable() else text.translate(_CONTROL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,30 +96,39 @@ class ReadingFacts:
             s.commodity_category.value if s.commodity_category else None, s.vendor_id, s.certificate_no,
             s.lot_code, a.analyte, a.method, a.method_standard, a.strip_lot, a.cutoff_ratio, sig.c_line,
             sig.t_line, sig.inhibition_pct, r.device_result.value if r.device_result else None, r.operator_id,
-            r.firmware, str(region or "")[:64],
+            r.firmware, _region(region),
         )
 
 
-_TEXT_FIELDS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 16, 17, 18, 19)  # ReadingFacts positions holding text
-_NUMBER_FIELDS = (12, 13, 14, 15)
-_REQUIRED_TEXT = (3, 8, 11)  # commodity, analyte, strip_lot
 _N_FACTS = 20
+_N_HEADER = 5 + _N_FACTS
+_SEP = "\x1f"  # ASCII unit separator: no validated text can hold it (control characters are refused)
+_CONTROL = dict.fromkeys(range(32), None)
 
 
 def facts_header(market_id: str, station_id: str, device_id: str, received_at: datetime,
-                 f: ReadingFacts) -> tuple[str, bytes]:
-    """The ``rt_reading`` header of a reading the bridge validated."""
-    row: list[Any] = [FACTS_VERSION, market_id, station_id, device_id, rfc3339(received_at), str(f.reading_id),
-                      rfc3339(f.measured_at), f.sample_id, f.commodity, f.commodity_category, f.vendor_id,
-                      f.certificate_no, f.lot_code, f.analyte, f.method.value, f.method_standard, f.strip_lot,
-                      f.cutoff_ratio, f.c_line, f.t_line, f.inhibition_pct, f.device_result, f.operator_id,
-                      f.firmware, f.region_code]
-    return FACTS_HEADER, json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
+                 r: Reading) -> tuple[str, bytes]:
+    """The ``rt_reading`` header of a reading the bridge validated: its values joined by U+001F,
+    an empty value for none (no valid text is empty), numbers as Python writes them (exactly).
+    Built from the validated model directly (it is the bridge's hot path); :meth:`ReadingFacts.of`
+    is the same mapping, and a test holds the two together."""
+    s, a, g = r.sample, r.assay, r.signal
+    c, t, i, k = a.cutoff_ratio, g.c_line, g.t_line, g.inhibition_pct
+    extra = r.__pydantic_extra__
+    region = (extra.get("region_code") if extra else None) or (
+        s.__pydantic_extra__.get("region_code") if s.__pydantic_extra__ else None)
+    return FACTS_HEADER, _SEP.join((
+        "1", market_id, station_id, device_id, received_at.astimezone(UTC).isoformat(), str(r.reading_id),
+        r.measured_at.isoformat(), s.sample_id or "", s.commodity,
+        s.commodity_category.value if s.commodity_category else "", s.vendor_id or "", s.certificate_no or "",
+        s.lot_code or "", a.analyte, a.method.value, a.method_standard or "", a.strip_lot,
+        "" if c is None else repr(c), "" if t is None else repr(t), "" if i is None else repr(i),
+        "" if k is None else repr(k), r.device_result.value if r.device_result else "", r.operator_id or "",
+        r.firmware or "", _region(region) if region else "",
+    )).encode()
 
 
-def _utc(text: object, name: str) -> datetime:
-    if type(text) is not str:
-        raise RecordError(f"rt_reading {name} is not a time")
+def _utc(text: str, name: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
@@ -121,37 +138,46 @@ def _utc(text: object, name: str) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
+def _number(text: str, name: str) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise RecordError(f"rt_reading {name} {text[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise RecordError(f"rt_reading {name} {text[:40]!r} is not a finite number")
+    return value
+
+
 def _from_facts_header(blob: bytes) -> tuple[str, str, str, datetime, ReadingFacts]:
     try:
-        row = json.loads(blob)
-    except ValueError as exc:
-        raise RecordError(f"header rt_reading is not JSON: {exc}") from None
-    if type(row) is not list or len(row) != 5 + _N_FACTS or row[0] != FACTS_VERSION:
-        raise RecordError(f"header rt_reading is not a version-{FACTS_VERSION} array of {5 + _N_FACTS} values")
-    market_id, station_id, device_id = row[1], row[2], row[3]
-    for name, value in (("market_id", market_id), ("station_id", station_id), ("device_id", device_id)):
-        if type(value) is not str or not ID_RE.match(value):
-            raise RecordError(f"rt_reading {name} {str(value)[:80]!r} is not an identifier")
-    facts = row[5:]
-    for i in _TEXT_FIELDS:
-        if facts[i] is not None and type(facts[i]) is not str:
-            raise RecordError(f"rt_reading field {ReadingFacts.__slots__[i]} is not text")
-    for i in _REQUIRED_TEXT:
-        if not facts[i]:
-            raise RecordError(f"rt_reading lacks {ReadingFacts.__slots__[i]}")
-    for i in _NUMBER_FIELDS:
-        v = facts[i]
-        if v is not None and (type(v) is not float and type(v) is not int):
-            raise RecordError(f"rt_reading field {ReadingFacts.__slots__[i]} is not a number")
+        v = blob.decode("utf-8").split(_SEP)
+    except UnicodeDecodeError:
+        raise RecordError("header rt_reading is not UTF-8") from None
+    if len(v) != _N_HEADER or v[0] != "1":
+        raise RecordError(f"header rt_reading is not version 1 with {_N_HEADER} values")
+    for name, value in (("market_id", v[1]), ("station_id", v[2]), ("device_id", v[3])):
+        if not ID_RE.match(value):
+            raise RecordError(f"rt_reading {name} {value[:80]!r} is not an identifier")
+    for position, name in ((8, "commodity"), (13, "analyte"), (16, "strip_lot")):
+        if not v[position]:
+            raise RecordError(f"rt_reading lacks {name}")
     try:
-        facts[0] = UUID(facts[0])
-        facts[9] = Method(facts[9])
-    except (TypeError, ValueError, AttributeError):
-        raise RecordError("rt_reading reading_id or method is not valid") from None
-    facts[1] = _utc(facts[1], "measured_at")
-    if facts[19] is None:
-        facts[19] = ""
-    return market_id, station_id, device_id, _utc(row[4], "received_at"), ReadingFacts(*facts)
+        reading_id = UUID(v[5])
+    except ValueError:
+        raise RecordError(f"rt_reading reading_id {v[5][:40]!r} is not a uuid") from None
+    try:
+        method = Method(v[14])
+    except ValueError:
+        raise RecordError(f"rt_reading method {v[14][:40]!r} is not a method") from None
+    facts = ReadingFacts(
+        reading_id, _utc(v[6], "measured_at"), v[7] or None, v[8], v[9] or None, v[10] or None, v[11] or None,
+        v[12] or None, v[13], method, v[15] or None, v[16], _number(v[17], "cutoff_ratio"),
+        _number(v[18], "c_line"), _number(v[19], "t_line"), _number(v[20], "inhibition_pct"), v[21] or None,
+        v[22] or None, v[23] or None, v[24],
+    )
+    return v[1], v[2], v[3], _utc(v[4], "received_at"), facts
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,52 @@
+"""``readings``: store and judge every reading in one consumer group, one transaction a batch.
+
+The reading store (:mod:`consumers.reading_store`) and the flagger (:mod:`consumers.flagger`) can
+run as two consumer groups, each reading every record from Kafka, parsing it and claiming its id.
+This consumer does it once: one poll, one parse, one claim of the ids (by the store), the rows,
+verdicts and failures of a batch committed together, then the flagger's outbox publishes the
+alerts before the runner commits offsets.  A conflicting ``reading_id`` aborts the batch's
+transaction (:class:`consumers.runner.PoisonRecord`); the runner writes it record by record and
+dead-letters the conflicting one, as the store alone does.
+
+It is the default in ``rapidtrace up`` and ``docker-compose.yml``; ``bench --flagger-cost`` measures
+both ways.  Its group is its own (``…readings``): switching a deployment from the two groups to
+this one re-reads the topic from the start, which every write's idempotence makes harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from consumers.flagger import Flagger
+from consumers.reading_store import ReadingStore
+from consumers.records import parse_reading
+from consumers.runner import ConsumerRecord
+from schemas.settings import Settings
+from storage.db import Connection
+
+
+class StoreAndJudge:
+    name = "readings"
+
+    def __init__(self, settings: Settings, flagger: Flagger | None = None) -> None:
+        self.settings = settings
+        self.store = ReadingStore(settings)
+        self.flagger = flagger or Flagger(settings)
+
+    def topics(self, settings: Settings) -> list[str]:
+        return [settings.topic_readings]
+
+    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> list[UUID]:
+        parsed = [parse_reading(r) for r in records]
+        self.store.store(conn, parsed)  # claims the ids; a conflict raises PoisonRecord
+        return self.flagger.judge(conn, parsed)
+
+    def tick(self, conn: Connection) -> list[UUID]:
+        return self.flagger.tick(conn)
+
+    def after_commit(self, result: Any) -> None:
+        self.flagger.after_commit(result)
+
+    def close(self) -> None:
+        self.flagger.close()
