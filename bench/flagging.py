@@ -41,7 +41,6 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 from bench.stack import BenchStack
-from consumers.failure_store import insert_snapshots, snapshot_digest
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
 from ingest.route import Accepted, route
@@ -53,6 +52,7 @@ from simulators.fleet import Fleet, FleetConfig
 from simulators.publisher import Publisher, encode, publish_fleet
 from storage.db import connect, create_database, drop_database
 from storage.migrate import migrate
+from storage.verdicts import insert_snapshots, snapshot_digest
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 END = datetime(2026, 11, 28, tzinfo=UTC)

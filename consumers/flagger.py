@@ -33,8 +33,6 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
 
-from consumers import failure_store as store
-from consumers.copy_text import copy_buffer
 from consumers.records import parse_reading
 from domain import failures as rules_of
 from domain import workflow
@@ -51,6 +49,8 @@ from storage import failures as failures_store
 from storage import readings as readings_store
 from storage import registry
 from storage import thresholds as thresholds_store
+from storage import verdicts as store
+from storage.copy_text import copy_buffer
 from storage.db import Connection, connect
 
 log = logging.getLogger(__name__)

@@ -14,11 +14,11 @@ from typing import Any
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
 
-from consumers.copy_text import copy_buffer
 from consumers.records import parse_reading
 from consumers.runner import PoisonRecord
 from schemas.envelope import ReadingRecord
 from schemas.settings import Settings
+from storage.copy_text import copy_buffer
 from storage.db import Connection
 from storage.readings import STORE_COLUMNS, store_readings
 

@@ -68,7 +68,6 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset({
     ("bench.components", "kafka.admin"),
     ("bench.components", "kafka.record"),
     ("bench.components", "psycopg2.extras"),
-    ("consumers.failure_store", "psycopg2.extras"),  # execute_values: the SQL belongs in storage/failures.py
     ("consumers.deadletter_store", "psycopg2.extras"),  # execute_values: belongs in storage/
     ("api.routes.thresholds", "psycopg2"),  # catches UniqueViolation: storage/thresholds.py should translate it
     ("consumers.testing", "kafka"),  # the runner's test source makes kafka ConsumerRecords, since handlers take them
