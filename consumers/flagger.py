@@ -217,10 +217,6 @@ class Flagger:
             self._registry_version = version
         return self._registry
 
-    def refresh_registry(self) -> None:
-        """Forget the cached registry (tests and admin tools call this after an edit)."""
-        self._registry_version = None
-
     # --- the batch ---
     def handle(self, conn: Connection, records: list[ConsumerRecord]) -> list[UUID]:
         parsed = [parse_reading(r) for r in records]

@@ -30,6 +30,7 @@ from prometheus_client import Counter, Gauge
 from consumers.kafka_source import KafkaSource, LogReset, make_kafka_consumer
 from ingest.kafka_out import make_producer
 from schemas.deadletter import deadletter_value
+from schemas.errors import InvalidInput
 from schemas.settings import Settings
 from storage.db import Connection, connect, is_retriable
 from storage.kafka_resets import record_reset
@@ -109,7 +110,7 @@ class Handler(Protocol):
 IDLE_TICK_S = 1.0
 
 
-class PoisonRecord(Exception):
+class PoisonRecord(InvalidInput):
     """Raised by a handler for a record that can never be written; it becomes a dead letter."""
 
     def __init__(self, code: str, reason: str) -> None:
@@ -311,6 +312,3 @@ class ConsumerLoop:
         self._sink.close()
         self._drop_db()
 
-
-def run(handler: Handler, settings: Settings, stop: threading.Event) -> None:
-    ConsumerLoop(handler, settings, stop).run()

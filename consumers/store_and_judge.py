@@ -8,9 +8,13 @@ alerts before the runner commits offsets.  A conflicting ``reading_id`` aborts t
 transaction (:class:`consumers.runner.PoisonRecord`); the runner writes it record by record and
 dead-letters the conflicting one, as the store alone does.
 
-It is the default in ``rapidtrace up`` and ``docker-compose.yml``; ``bench --flagger-cost`` measures
-both ways.  Its group is its own (``…readings``): switching a deployment from the two groups to
-this one re-reads the topic from the start, which every write's idempotence makes harmless.
+Measured both ways (``rapidtrace bench --flagger-cost --judging together|separate``) it needs a
+quarter less consumer CPU a reading than the two groups (229 against 146 + 158 µs), but one
+thread then waits on PostgreSQL for both halves in turn, and flat out it stored and judged 42 %
+fewer readings than the pipeline without a flagger, where the two groups, overlapping, lost 15 %.
+So the deployments (``rapidtrace up``, ``docker-compose.yml``) run the two groups; this one suits
+a small site where CPU counts more than peak rate.  Its group is its own (``…readings``):
+switching to it re-reads the topic from the start, which every write's idempotence makes harmless.
 """
 
 from __future__ import annotations

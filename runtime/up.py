@@ -46,9 +46,8 @@ from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
 
-#: The readings consumer stores and judges in one group (consumers/store_and_judge.py): measured cheaper
-#: than the store and the flagger as two groups (README, benchmarks).
-CONSUMER_GROUPS = (("consumers-readings", ["readings", "deadletters"]), ("consumers-chain", ["chain"]))
+CONSUMER_GROUPS = (("consumers-store", ["store", "deadletters"]), ("consumers-flagger", ["flagger"]),
+                   ("consumers-chain", ["chain"]))
 CHILD_NAMES = ("api", *(name for name, _ in CONSUMER_GROUPS), "bridge", "fleet")
 #: DOMAIN.md section 5: 25 market and 22 village stations, 30 tests a station a day
 DISTRICT_STATIONS = 47

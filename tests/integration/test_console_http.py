@@ -89,7 +89,7 @@ def positive(market: str, commodity: str = "韭菜") -> dict[str, Any]:
 @pytest.fixture
 def two_markets(settings: Settings, pipeline: Callable[..., Any]) -> dict[str, str]:
     """A positive in market mA (its commodity an XSS payload) and one in mB; returns failure ids by market."""
-    pipeline("readings")
+    pipeline("store", "flagger")
     a, b = positive("mA", XSS), positive("mB")
     publish(settings.mqtt_url or "", settings.mqtt_protocol,
             [(reading_topic("mA", "s1", "dA"), encode(a)), (reading_topic("mB", "s1", "dB"), encode(b))])

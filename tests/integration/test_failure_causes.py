@@ -31,7 +31,7 @@ def _failures(api: Any, **params: Any) -> list[dict[str, Any]]:
 def test_fifty_readings_of_a_misconfigured_reader_are_one_failure_and_recurrence_after_closing_a_new_one(
     settings: Any, pipeline: Any, mqtt_broker: Any, api_client: Any
 ) -> None:
-    pipeline("readings")
+    pipeline("store", "flagger")
     dsn = settings.database_url
     first, second = [_reading(i) for i in range(30)], [_reading(i) for i in range(30, 50)]
     disagreeing_positive = _reading(55, t_line=300.0, device_result="negative", cutoff=0.8)

@@ -39,7 +39,7 @@ def _reading(t_line: float, c_line: float, lot: str, at: datetime) -> dict[str, 
 def test_lab_negative_release_is_a_false_positive_counted_per_group_reader_and_lot(
     settings: Any, pipeline: Any, mqtt_broker: Any, api_client: Any
 ) -> None:
-    pipeline("readings")
+    pipeline("store", "flagger")
     now = datetime.now(UTC).replace(microsecond=0)
     messages = []
     for device, lot, labs, invalid, negatives in READERS:

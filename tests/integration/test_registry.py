@@ -120,7 +120,7 @@ def test_an_unregistered_market_is_stored_and_listed(
 ) -> None:
     """A reading of a market the registry does not know goes through like any other."""
     assert api_client.put("/v1/markets/known", json=MARKET).status_code == 201
-    pipeline("readings")
+    pipeline("store", "flagger")
     known = reading_payload()
     stranger = reading_payload()
     dsn = settings.database_url or ""

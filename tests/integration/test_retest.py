@@ -43,7 +43,7 @@ CASES: list[tuple[str, Any, int, str]] = [
 def test_a_retest_by_a_real_and_by_a_made_up_reading(
     settings: Any, pipeline: Any, mqtt_broker: Any, api_client: Any
 ) -> None:
-    pipeline("readings")
+    pipeline("store", "flagger")
     dsn = settings.database_url
     screens, retests = [], []
     for n, (_, retest, _, _) in enumerate(CASES):

@@ -22,7 +22,7 @@ CASES = [
 def test_a_new_threshold_judges_a_reading_measured_a_second_later(
     settings: Any, pipeline: Any, mqtt_broker: Any, api_client: Any
 ) -> None:
-    pipeline("readings")
+    pipeline("store", "flagger")
     warm = reading_payload()  # the flagger has loaded (and cached) the registry before the change
     publish(mqtt_broker.url, mqtt_broker.protocol, [(reading_topic(), encode(warm))])
     wait_for(lambda: api_client.get(f"/v1/readings/{warm['reading_id']}").json().get("server_result"),
