@@ -258,6 +258,12 @@ def _print_targets(f: dict[str, Any]) -> None:
     print(f"  CPU a reading: bridge {bridge:.0f} µs (target <= 90: {verdict(bridge <= 90)}), store consumer "
           f"{store:.0f} µs (target <= 60: {verdict(store <= 60)}); Tansu {per.get('tansu', 0):.0f} µs, "
           f"Mosquitto {per.get('mosquitto', 0):.0f} µs")
+    components = f.get("components", {})
+    sub = components.get("mqtt", {}).get("subscriber_cpu_us")
+    produce = components.get("kafka", {}).get("produce_cpu_us")
+    if sub is not None and produce is not None:
+        print(f"  the bridge's client floor in this run: a paho subscriber {sub:.0f} µs + a kafka-python producer "
+              f"{produce:.0f} µs = {sub + produce:.0f} µs a message; the bridge is {bridge / (sub + produce):.1f}x it")
     if "with_flagger" in f:
         judged = f["with_flagger"]["cpu_us_per_reading"]
         print("  with the flagger: " + ", ".join(f"{k} {v:.0f} µs" for k, v in judged.items()))

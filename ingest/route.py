@@ -68,7 +68,14 @@ def parse_json_object(raw: bytes) -> dict[str, Any] | Rejected:
     return obj
 
 
+_KNOWN_TOPICS: dict[str, tuple[str, str, str]] = {}  # a fleet's few thousand topics, each parsed once
+_KNOWN_TOPICS_MAX = 100_000
+
+
 def parse_topic(mqtt_topic: str) -> tuple[str, str, str] | Rejected:
+    known = _KNOWN_TOPICS.get(mqtt_topic)
+    if known is not None:
+        return known
     match = READING_TOPIC.match(mqtt_topic)
     if not match:
         return Rejected(
@@ -80,6 +87,8 @@ def parse_topic(mqtt_topic: str) -> tuple[str, str, str] | Rejected:
     for label, value in zip(("market_id", "station_id", "device_id"), ids, strict=True):
         if not ID_RE.match(value):
             return Rejected(BAD_TOPIC, f"topic {label} {value[:80]!r} must be 1-64 chars of [A-Za-z0-9._-]")
+    if len(_KNOWN_TOPICS) < _KNOWN_TOPICS_MAX:
+        _KNOWN_TOPICS[mqtt_topic] = ids
     return ids
 
 

@@ -118,7 +118,8 @@ def facts_header(market_id: str, station_id: str, device_id: str, received_at: d
     region = (extra.get("region_code") if extra else None) or (
         s.__pydantic_extra__.get("region_code") if s.__pydantic_extra__ else None)
     return FACTS_HEADER, _SEP.join((
-        "1", market_id, station_id, device_id, received_at.astimezone(UTC).isoformat(), str(r.reading_id),
+        "1", market_id, station_id, device_id,
+        (received_at if received_at.tzinfo is UTC else received_at.astimezone(UTC)).isoformat(), str(r.reading_id),
         r.measured_at.isoformat(), s.sample_id or "", s.commodity,
         s.commodity_category.value if s.commodity_category else "", s.vendor_id or "", s.certificate_no or "",
         s.lot_code or "", a.analyte, a.method.value, a.method_standard or "", a.strip_lot,
