@@ -138,6 +138,8 @@ def judged(v: dict[str, Any]) -> Judged:
 
 def reading_failures(v: dict[str, Any], now: datetime) -> list[NewFailure]:
     """The failures one new verdict raises (``domain/failures.py``)."""
+    if not rules_of.raises_any(v["server_result"], v["verdict_mismatch"], v["cutoff_mismatch"], v["device_cutoff"]):
+        return []
     return rules_of.reading_failures(judged(v), now)
 
 
