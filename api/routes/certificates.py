@@ -32,7 +32,6 @@ from api.chain_scope import (
 from api.deps import ClockDep, CurrentPrincipal, Db, Principal, ProducerDep, SettingsDep, require_role
 from api.errors import ApiError
 from api.pagination import Page, decode_cursor, encode_cursor
-from api.queries import chain as q
 from domain.chain import canonical_json, canonical_record
 from domain.chain_events import RapidTest
 from domain.epcis import epcis_document
@@ -40,7 +39,7 @@ from domain.fsma import fsma_csv
 from schemas.certificate import CertificateRecord, Kind, Route, Submitter, SubmitterRole
 from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
-from storage import chain_reads
+from storage import chain_reads, chain_trace
 from storage.audit import record_audit_many
 
 router = APIRouter(tags=["certificates"])
@@ -63,7 +62,7 @@ def _not_found(number: str) -> ApiError:
 
 
 def _start(db: Db, number: str, principal: Principal) -> dict[str, Any]:
-    found = q.record(db, number)
+    found = chain_reads.record(db, number)
     if found is None or not visible(principal, found["market_id"], found["holder_id"]):
         raise _not_found(number)
     return found
@@ -207,7 +206,7 @@ def list_certificates(
 def get_certificate(number: Number, db: Db, principal: CurrentPrincipal) -> dict[str, Any]:
     """One record with its digest (or, while its parents have not arrived, what it waits for). Children and the
     correction outside the caller's scope are counted (``children_outside_scope``, ``superseded``), not named."""
-    found = q.record(db, number, child_markets(principal)) or q.held(db, number)
+    found = chain_reads.record(db, number, child_markets(principal)) or chain_reads.held(db, number)
     if found is None or not visible(principal, found["market_id"], found["holder_id"]):
         raise _not_found(number)
     if found["status"] == "accepted":
@@ -225,7 +224,7 @@ def trace_certificate(
 ) -> dict[str, Any]:
     """The chain around a record as nodes (holder, location, quantity, time) and edges (quantity moved)."""
     _start(db, number, principal)
-    found = q.trace(db, number, direction, max_depth, NODE_LIMIT)
+    found = chain_trace.trace(db, number, direction, max_depth, NODE_LIMIT)
     return {"certificate_no": number, "direction": direction, "max_depth": max_depth,
             **graph(scoped(found.nodes, principal, found.edges), found.edges), "truncated": found.truncated}
 
@@ -236,10 +235,10 @@ def verify_certificate(number: Number, db: Db, principal: ChainReader,
     """Recompute every digest up the chain; name the first (most upstream) record that no longer matches
     (a record outside the caller's scope is reported without its number)."""
     _start(db, number, principal)
-    result = q.verify(db, number, max_depth)
+    result = chain_trace.verify(db, number, max_depth)
     if principal.role == "regulator" or result["ok"]:
         return result
-    up = q.trace(db, number, "up", max_depth, NODE_LIMIT)
+    up = chain_trace.trace(db, number, "up", max_depth, NODE_LIMIT)
     seen = scoped(up.nodes, principal, up.edges)
     result["alterations"] = [a if a["certificate_no"] in seen else
                              {"certificate_no": None, "hops": a["hops"], "problem": "a record outside your scope "
@@ -251,12 +250,12 @@ def verify_certificate(number: Number, db: Db, principal: ChainReader,
 def _export_chain(db: Db, number: str, principal: Principal, max_depth: int
                   ) -> tuple[dict[str, CertificateRecord], list[RapidTest]]:
     _start(db, number, principal)
-    found = q.trace(db, number, "both", max_depth, NODE_LIMIT)
+    found = chain_trace.trace(db, number, "both", max_depth, NODE_LIMIT)
     nodes = scoped(found.nodes, principal, found.edges)
     # name no input lot the caller may not see (another holder's lot merged in, another market's lot)
-    records = scoped_records(q.chain_records(db, nodes), principal, set(nodes))
+    records = scoped_records(chain_reads.chain_records(db, nodes), principal, set(nodes))
     lot_codes = sorted({r.lot_code for r in records.values() if r.lot_code})
-    return records, q.rapid_tests(db, sorted(records), lot_codes, markets=principal.market_filter())
+    return records, chain_reads.rapid_tests(db, sorted(records), lot_codes, markets=principal.market_filter())
 
 
 @router.get("/v1/certificates/{number}/epcis", responses={

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import Db, Principal, SettingsDep, require_role
 from api.pagination import Page, decode_cursor, encode_cursor
-from api.queries.devices import DeviceFilter, list_devices
 from api.routes.strip_lots import ERRORS, QualityFigures
 from schemas.common import Identifier
+from storage.device_reads import DeviceFilter, list_devices
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").

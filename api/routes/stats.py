@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Query
 from api.deps import ClockDep, Db, Principal, require_role
 from api.errors import ApiError
 from api.pagination import Page, decode_cursor, encode_cursor
-from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 from schemas.common import AwareDatetime, Identifier
+from storage.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 
 router = APIRouter(tags=["stats"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").

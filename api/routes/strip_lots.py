@@ -13,8 +13,8 @@ from api.deps import ClockDep, Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
 from api.errors import ErrorBody as ErrorResponse
 from api.pagination import Page, decode_cursor, encode_cursor
-from api.queries.devices import StripLotFilter, list_strip_lots
 from schemas.common import AwareDatetime, Identifier
+from storage.stats import StripLotFilter, list_strip_lots
 
 router = APIRouter(prefix="/v1/strip-lots", tags=["devices"])
 Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
