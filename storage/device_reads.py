@@ -9,6 +9,7 @@ from typing import Any
 from domain.failures import quality_figures
 from storage.db import Connection
 from storage.failures import outcome_counts
+from storage.where import Where
 
 COLUMNS = (
     "device_id",
@@ -34,23 +35,12 @@ class DeviceFilter:
 
 
 def list_devices(conn: Connection, f: DeviceFilter, limit: int, after: str | None) -> list[dict[str, Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if f.markets is not None:
-        clauses.append("market_id = ANY(%s)")
-        params.append(f.markets)
-    for column in ("market_id", "station_id"):
-        value = getattr(f, column)
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if after is not None:
-        clauses.append("device_id > %s")
-        params.append(after)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    where = Where().markets(f.markets).equal({"market_id": f.market_id, "station_id": f.station_id})
+    where.after("device_id", after)
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM device_activity {where} ORDER BY device_id LIMIT %s", [*params, limit]
+            f"SELECT {', '.join(COLUMNS)} FROM device_activity {where.sql()} ORDER BY device_id LIMIT %s",
+            [*where.params, limit],
         )
         rows = [dict(zip(COLUMNS, r, strict=True)) for r in cur.fetchall()]
     outcomes = outcome_counts(conn, "device", [(r["device_id"],) for r in rows])

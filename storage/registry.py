@@ -14,6 +14,7 @@ from psycopg2.extras import Json, execute_values
 
 from domain.registry_rules import MarketKind, MarketRules, WorkingHours
 from storage.db import Connection
+from storage.where import Where
 
 MARKET_COLUMNS = ("market_id", "name_zh", "name_en", "market_kind", "region_code", "grid_id", "address",
                   "time_zone", "created_at", "updated_at", "updated_by")
@@ -110,25 +111,14 @@ def get_market(conn: Connection, market_id: str) -> Market | None:
 def list_markets(conn: Connection, *, limit: int, after: str | None = None, kind: MarketKind | None = None,
                  region_prefix: str | None = None, markets: Sequence[str] | None = None) -> list[Market]:
     """Markets by id; ``region_prefix`` matches the start of the region code (a county or town)."""
-    clauses: list[str] = ["TRUE"]
-    params: list[Any] = []
-    if after is not None:
-        clauses.append("market_id > %s")
-        params.append(after)
-    if kind is not None:
-        clauses.append("market_kind = %s")
-        params.append(kind.value)
+    where = Where().after("market_id", after).equal({"market_kind": kind.value if kind is not None else None})
     if region_prefix:
-        clauses.append("starts_with(region_code, %s)")
-        params.append(region_prefix)
-    if markets is not None:
-        clauses.append("market_id = ANY(%s)")
-        params.append(list(markets))
+        where.add("starts_with(region_code, %s)", region_prefix)
+    where.markets(list(markets) if markets is not None else None)
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT {', '.join(MARKET_COLUMNS)} FROM markets WHERE {' AND '.join(clauses)} "
-            "ORDER BY market_id LIMIT %s",
-            (*params, limit),
+            f"SELECT {', '.join(MARKET_COLUMNS)} FROM markets {where.sql()} ORDER BY market_id LIMIT %s",
+            (*where.params, limit),
         )
         return [_market(r) for r in cur.fetchall()]
 

@@ -25,6 +25,7 @@ from domain.pass_rate import shape
 from storage import registry
 from storage.db import Connection
 from storage.failures import outcome_counts
+from storage.where import Where
 
 
 class GroupBy(StrEnum):
@@ -181,24 +182,14 @@ def list_strip_lots(
     """Per (analyte, strip lot) over [since, until): tests by verdict from the hourly strip-lot relation
     (a continuous aggregate on TimescaleDB, a trigger-kept rollup on plain PostgreSQL: the same SQL),
     false positives and confirmed positives from the failures of readings measured in the range."""
-    clauses = ["bucket >= %s", "bucket < %s"]
-    params: list[Any] = [f.since, f.until]
-    for column, value in (("market_id", f.market_id), ("analyte", f.analyte)):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if f.markets is not None:
-        clauses.append("market_id = ANY(%s)")
-        params.append(f.markets)
-    if after is not None:
-        clauses.append("(analyte, strip_lot) > (%s, %s)")
-        params.extend(after)
+    where = Where().between("bucket", f.since, f.until).equal({"market_id": f.market_id, "analyte": f.analyte})
+    where.markets(f.markets).after(("analyte", "strip_lot"), after)
     sums = ", ".join(f"sum({c})::bigint AS {c}" for c in LOT_COUNTS)
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT analyte, strip_lot, {sums} FROM pass_rate_strip_lot_hourly WHERE {' AND '.join(clauses)} "
+            f"SELECT analyte, strip_lot, {sums} FROM pass_rate_strip_lot_hourly {where.sql()} "
             "GROUP BY analyte, strip_lot ORDER BY analyte, strip_lot LIMIT %s",
-            [*params, limit],
+            [*where.params, limit],
         )
         names = [d[0] for d in cur.description or ()]
         found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

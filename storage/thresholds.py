@@ -7,6 +7,7 @@ from typing import Any
 
 from domain.judging import RegistryEntry, Scope
 from storage.db import Connection
+from storage.where import Where
 
 COLUMNS = ("id", "scope", "analyte", "strip_lot", "valid_from", "params", "created_at", "created_by", "note")
 _COLUMNS = ", ".join(COLUMNS)
@@ -30,20 +31,11 @@ def list_versions(
     conn: Connection, equal: dict[str, str | None], before_id: int | None, limit: int
 ) -> list[dict[str, Any]]:
     """Versions newest first; ``equal`` maps scope/analyte/strip_lot to a value or None (no filter)."""
-    clauses: list[str] = ["TRUE"]
-    params: list[Any] = []
-    for column in ("scope", "analyte", "strip_lot"):
-        value = equal.get(column)
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if before_id is not None:
-        clauses.append("id < %s")
-        params.append(before_id)
+    where = Where().equal({c: equal.get(c) for c in ("scope", "analyte", "strip_lot")})
+    where.after("id", before_id, descending=True)
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT {_COLUMNS} FROM threshold_sets WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
-            [*params, limit],
+            f"SELECT {_COLUMNS} FROM threshold_sets {where.sql()} ORDER BY id DESC LIMIT %s", [*where.params, limit],
         )
         return [dict(zip(COLUMNS, r, strict=True)) for r in cur.fetchall()]
 
