@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from psycopg2 import errors as pg_errors
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import ClockDep, CurrentPrincipal, Db, Principal, SettingsDep, require_role
@@ -16,7 +15,7 @@ from domain.analytes import catalogue
 from domain.judging import RegistryEntry, Scope, ThresholdError, resolve
 from schemas.common import AwareDatetime, Identifier
 from storage.audit import record_audit
-from storage.thresholds import add_version, list_versions, load_registry
+from storage.thresholds import ThresholdVersionExists, add_version, list_versions, load_registry
 
 router = APIRouter(tags=["thresholds"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
@@ -99,9 +98,9 @@ def add_threshold_version(
                      {"scope": body.scope.value, "analyte": body.analyte, "strip_lot": body.strip_lot,
                       "valid_from": valid_from.isoformat(), "params": body.params})
         db.commit()
-    except pg_errors.UniqueViolation:
+    except ThresholdVersionExists as exc:
         db.rollback()
-        raise ApiError(409, "conflict", "a version with this scope, keys and valid_from exists") from None
+        raise ApiError(409, "conflict", str(exc)) from None
     return found
 
 

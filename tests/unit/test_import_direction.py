@@ -70,7 +70,6 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset({
     ("bench.components", "psycopg2.extras"),
     ("consumers.failure_store", "psycopg2.extras"),  # execute_values: the SQL belongs in storage/failures.py
     ("consumers.deadletter_store", "psycopg2.extras"),  # execute_values: belongs in storage/
-    ("api.routes.thresholds", "psycopg2"),  # catches UniqueViolation: storage/thresholds.py should translate it
     ("consumers.testing", "kafka"),  # the runner's test source makes kafka ConsumerRecords, since handlers take them
     ("consumers.testing", "kafka.consumer.fetcher"),
     ("simulators.publisher", "ingest.mqtt_in"),  # sideways: shares the bridge's MQTT connection helpers
