@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from api.certificate_models import (
@@ -36,11 +34,16 @@ from domain.chain import canonical_json, canonical_record
 from domain.chain_events import RapidTest
 from domain.epcis import epcis_document
 from domain.fsma import fsma_csv
+from ingest.kafka_send import Outgoing, send_all
 from schemas.certificate import CertificateRecord, Kind, Route, Submitter, SubmitterRole
 from schemas.deadletter import deadletter_value
+from schemas.errors import KafkaFailure
 from schemas.settings import Settings
 from storage import chain_reads, chain_trace
 from storage.audit import record_audit_many
+
+if TYPE_CHECKING:  # the type only: the API sends through ingest/kafka_send.py
+    from kafka import KafkaProducer
 
 router = APIRouter(tags=["certificates"])
 log = logging.getLogger(__name__)
@@ -123,9 +126,10 @@ def _refused(producer: KafkaProducer, settings: Settings, body: Any, principal: 
         raw = json.dumps(body, separators=(",", ":")).encode()
     reason = f"{exc.message} (from {principal.role} {principal.name!r})"
     try:
-        producer.send(settings.topic_deadletter, key=SUBMIT_ROUTE.encode(),
-                      value=deadletter_value("http", SUBMIT_ROUTE, raw, exc.code, reason)).get(timeout=10)
-    except KafkaError as err:
+        send_all(producer, [Outgoing(settings.topic_deadletter, SUBMIT_ROUTE.encode(),
+                                     deadletter_value("http", SUBMIT_ROUTE, raw, exc.code, reason))],
+                 doing="recording a refused submission")
+    except KafkaFailure as err:
         log.warning("could not record the refused submission as a dead letter: %s", err)
 
 
@@ -159,13 +163,11 @@ def submit_certificates(
     record_audit_many(db, principal.name, [("certificate.submit", f"certificate:{r.certificate_no}", _audited(r))
                                            for r in records])
     try:
-        futures = [producer.send(settings.topic_certificates, key=rec.certificate_no.encode(),
-                                 value=canonical_json(canonical_record(rec)), headers=headers) for rec in records]
-        producer.flush(timeout=10)
-        for future in futures:
-            future.get(timeout=10)
-    except KafkaError as exc:
-        raise ApiError(503, "unavailable", f"could not queue the records: {exc}") from None
+        send_all(producer, [Outgoing(settings.topic_certificates, rec.certificate_no.encode(),
+                                     canonical_json(canonical_record(rec)), headers) for rec in records],
+                 doing="queueing certificate records")
+    except KafkaFailure as exc:
+        raise ApiError(503, "unavailable", f"could not queue the records: {exc.__cause__ or exc}") from None
     db.commit()
     items = [{"certificate_no": r.certificate_no, "location": f"/v1/certificates/{r.certificate_no}"}
              for r in records]
