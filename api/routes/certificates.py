@@ -16,7 +16,6 @@ from api.certificate_models import (
     QueuedMany,
     TraceOut,
     Verification,
-    errors,
 )
 from api.chain_scope import (
     child_markets,
@@ -138,8 +137,7 @@ def _audited(rec: CertificateRecord) -> dict[str, Any]:
             "market_id": rec.location.market_id, "parents": [p.certificate_no for p in rec.parents]}
 
 
-@router.post("/v1/certificates", status_code=202, response_model=Queued | QueuedMany,
-             responses=errors(403, 422, 503))
+@router.post("/v1/certificates", status_code=202, response_model=Queued | QueuedMany)
 def submit_certificates(
     body: Annotated[Any, Body(description="one rt.certificate/1 record, a list of them, or {\"records\": [...]}")],
     principal: CurrentPrincipal,
@@ -180,7 +178,7 @@ def submit_certificates(
 # --- reading ----------------------------------------------------------------------
 
 
-@router.get("/v1/certificates", response_model=Page[HeldRecord], responses=errors(400, 403))
+@router.get("/v1/certificates", response_model=Page[HeldRecord])
 def list_certificates(
     db: Db, settings: SettingsDep, clock: ClockDep, _: Regulator,
     state: Annotated[Literal["held"], Query(description="held: records waiting for a parent (or the record "
@@ -204,7 +202,7 @@ def list_certificates(
                 if last else None)
 
 
-@router.get("/v1/certificates/{number}", response_model=CertificateDetail, responses=errors(404))
+@router.get("/v1/certificates/{number}", response_model=CertificateDetail)
 def get_certificate(number: Number, db: Db, principal: CurrentPrincipal) -> dict[str, Any]:
     """One record with its digest (or, while its parents have not arrived, what it waits for). Children and the
     correction outside the caller's scope are counted (``children_outside_scope``, ``superseded``), not named."""
@@ -219,7 +217,7 @@ def get_certificate(number: Number, db: Db, principal: CurrentPrincipal) -> dict
     return {k: v for k, v in found.items() if k not in hidden}
 
 
-@router.get("/v1/certificates/{number}/trace", response_model=TraceOut, responses=errors(403, 404))
+@router.get("/v1/certificates/{number}/trace", response_model=TraceOut)
 def trace_certificate(
     number: Number, db: Db, principal: ChainReader,
     direction: Literal["up", "down", "both"] = "both", max_depth: Depth = DEFAULT_DEPTH,
@@ -231,7 +229,7 @@ def trace_certificate(
             **graph(scoped(found.nodes, principal, found.edges), found.edges), "truncated": found.truncated}
 
 
-@router.get("/v1/certificates/{number}/verify", response_model=Verification, responses=errors(403, 404))
+@router.get("/v1/certificates/{number}/verify", response_model=Verification)
 def verify_certificate(number: Number, db: Db, principal: ChainReader,
                        max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """Recompute every digest up the chain; name the first (most upstream) record that no longer matches
@@ -261,7 +259,7 @@ def _export_chain(db: Db, number: str, principal: Principal, max_depth: int
 
 
 @router.get("/v1/certificates/{number}/epcis", responses={
-    200: {"content": {"application/ld+json": {}}, "description": "an EPCIS 2.0 JSON-LD document"}, **errors(403, 404)})
+    200: {"content": {"application/ld+json": {}}, "description": "an EPCIS 2.0 JSON-LD document"}})
 def certificate_epcis(number: Number, db: Db, principal: ChainReader, clock: ClockDep,
                       max_depth: Depth = DEFAULT_DEPTH) -> Response:
     """The chain (up and down) and its rapid tests as a GS1 EPCIS 2.0 JSON-LD document."""
@@ -271,7 +269,7 @@ def certificate_epcis(number: Number, db: Db, principal: ChainReader, clock: Clo
 
 
 @router.get("/v1/certificates/{number}/fsma.csv", responses={
-    200: {"content": {"text/csv": {}}, "description": "FSMA 204 columns, one row per event"}, **errors(403, 404)})
+    200: {"content": {"text/csv": {}}, "description": "FSMA 204 columns, one row per event"}})
 def certificate_fsma(number: Number, db: Db, principal: ChainReader, max_depth: Depth = DEFAULT_DEPTH) -> Response:
     """The chain as an FSMA 204 sortable spreadsheet (CSV), one row per event."""
     records, _ = _export_chain(db, number, principal, max_depth)

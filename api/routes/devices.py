@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import Db, Principal, SettingsDep, require_role
 from api.pagination import Page, decode_cursor, encode_cursor
-from api.routes.strip_lots import ERRORS, QualityFigures
+from api.routes.strip_lots import QualityFigures
 from schemas.common import Identifier
 from storage.device_reads import DeviceFilter, list_devices
 
@@ -32,7 +32,7 @@ class Device(QualityFigures):
     verdict_mismatch: int
 
 
-@router.get("", response_model=Page[Device], responses=ERRORS)
+@router.get("", response_model=Page[Device])
 def devices(
     db: Db,
     principal: Staff,

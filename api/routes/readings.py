@@ -13,7 +13,6 @@ from pydantic import BaseModel
 from api.deps import CurrentPrincipal, Db, SettingsDep
 from api.errors import ApiError
 from api.pagination import Page, decode_time_cursor, encode_time_cursor
-from api.routes.strip_lots import ERRORS, ErrorResponse
 from schemas.common import AwareDatetime, Identifier
 from schemas.reading import Verdict
 from storage.readings import ReadingFilter, get_reading, list_readings
@@ -63,7 +62,7 @@ class ReadingDetail(ReadingOut):
     raw: dict[str, Any] | None = None
 
 
-@router.get("", response_model=Page[ReadingOut], response_model_exclude_none=False, responses=ERRORS)
+@router.get("", response_model=Page[ReadingOut], response_model_exclude_none=False)
 def readings(
     db: Db,
     principal: CurrentPrincipal,
@@ -107,8 +106,7 @@ def readings(
     return Page(items=[ReadingOut(**r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{reading_id}", response_model=ReadingDetail,
-            responses={**ERRORS, 404: {"model": ErrorResponse, "description": "no such reading in your markets"}})
+@router.get("/{reading_id}", response_model=ReadingDetail)
 def reading(reading_id: UUID, db: Db, principal: CurrentPrincipal) -> ReadingDetail:
     """One reading with its raw payload as published, both verdicts and the thresholds it was judged by
     (found through ``reading_ids``: one chunk on TimescaleDB)."""

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from api.certificate_models import FailureRecallScope, RecallScope, errors
+from api.certificate_models import FailureRecallScope, RecallScope
 from api.chain_scope import graph, node, scoped
 from api.deps import Db, Principal, require_role
 from api.errors import ApiError
@@ -80,7 +80,7 @@ def recall(db: Db, sample: dict[str, Any], principal: Principal, max_depth: int)
     }
 
 
-@router.get("/v1/readings/{reading_id}/recall-scope", response_model=RecallScope, responses=errors(403, 404))
+@router.get("/v1/readings/{reading_id}/recall-scope", response_model=RecallScope)
 def reading_recall_scope(reading_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """From a sample's certificate (or lot code): up to the origin lots, then every lot, holder and stall
     downstream of them, with the rapid tests already run on each."""
@@ -90,8 +90,7 @@ def reading_recall_scope(reading_id: UUID, db: Db, principal: Reader, max_depth:
     return recall(db, sample, principal, max_depth)
 
 
-@router.get("/v1/failures/{failure_id}/recall-scope", response_model=FailureRecallScope,
-            responses=errors(403, 404))
+@router.get("/v1/failures/{failure_id}/recall-scope", response_model=FailureRecallScope)
 def failure_recall_scope(failure_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """The recall scope of a failure's sample (see the reading's recall scope)."""
     sample = chain_reads.failure_sample(db, failure_id, principal.market_filter())

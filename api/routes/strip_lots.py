@@ -11,7 +11,6 @@ from pydantic import BaseModel
 
 from api.deps import ClockDep, Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
-from api.errors import ErrorBody as ErrorResponse
 from api.pagination import Page, decode_cursor, encode_cursor
 from schemas.common import AwareDatetime, Identifier
 from storage.stats import StripLotFilter, list_strip_lots
@@ -23,12 +22,6 @@ MAX_RANGE = timedelta(days=800)
 
 
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorResponse, "description": "a cursor this API did not issue"},
-    401: {"model": ErrorResponse, "description": "no or bad bearer token"},
-    403: {"model": ErrorResponse, "description": "the role may not read this"},
-    422: {"model": ErrorResponse, "description": "invalid parameters"},
-}
 
 
 class QualityFigures(BaseModel):
@@ -49,7 +42,7 @@ class StripLot(QualityFigures):
     verdict_mismatch: int
 
 
-@router.get("", response_model=Page[StripLot], responses=ERRORS)
+@router.get("", response_model=Page[StripLot])
 def strip_lots(
     db: Db,
     principal: Staff,
