@@ -75,6 +75,8 @@ class Kind(StrEnum):
 
 
 SCREEN_KINDS = frozenset({Kind.POSITIVE, Kind.SUSPICIOUS})
+#: The same, as the text the failures table stores (a query parameter).
+SCREEN_KIND_VALUES: tuple[str, ...] = tuple(sorted(k.value for k in SCREEN_KINDS))
 ROLES = frozenset({"operator", "regulator", "system"})
 RAISED = "raised"
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from domain.failures import quality_figures
 from domain.pass_rate import shape
+from domain.workflow import SCREEN_KIND_VALUES
 from storage import registry
 from storage.db import Connection
 from storage.failures import outcome_counts
@@ -73,7 +74,6 @@ def _relation(group_by: GroupBy) -> str:
 
 
 COUNTS = ("n_tests", "n_negative", "n_positive", "n_suspicious", "n_invalid", "n_verdict_mismatch", "n_cutoff_mismatch")
-SCREEN_KINDS = ("positive", "suspicious")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def pass_rate_rows(
         "until": q.until,
         "tz": q.tz,
         "limit": limit,
-        "kinds": list(SCREEN_KINDS),
+        "kinds": list(SCREEN_KIND_VALUES),
     }
     scope = _scope(q, params)
     relation = _relation(q.group_by)

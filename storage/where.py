@@ -56,13 +56,6 @@ class Where:
         return f"WHERE {' AND '.join(self.clauses)}" if self.clauses else ""
 
 
-def scoped_where(markets: list[str] | None, equal: Mapping[str, object | None], time_column: str,
-                 since: datetime | None, until: datetime | None) -> tuple[list[str], list[Any]]:
-    """Clauses and parameters; ``equal`` maps trusted column names to a value or None (no filter)."""
-    where = Where().markets(markets).equal(equal).between(time_column, since, until)
-    return where.clauses, where.params
-
-
 def keyset(column: str | Sequence[str], value: object | Sequence[object], *, descending: bool = False,
            placeholders: Sequence[str] = ()) -> tuple[str, list[Any]]:
     """``(a, b) < (%s, %s)`` and its parameters: the rows past ``value`` in ``column``'s order (ascending unless
