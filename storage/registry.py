@@ -179,14 +179,6 @@ def list_stations(conn: Connection, market_id: str) -> list[Station]:
         return [_station(r) for r in cur.fetchall()]
 
 
-def get_station(conn: Connection, market_id: str, station_id: str) -> Station | None:
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(STATION_COLUMNS)} FROM stations WHERE market_id = %s AND station_id = %s",
-                    (market_id, station_id))
-        row = cur.fetchone()
-    return _station(row) if row else None
-
-
 def delete_station(conn: Connection, market_id: str, station_id: str) -> bool:
     with conn.cursor() as cur:
         cur.execute("DELETE FROM stations WHERE market_id = %s AND station_id = %s", (market_id, station_id))
