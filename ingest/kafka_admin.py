@@ -1,4 +1,5 @@
-"""Kafka's admin side as the API reads it: the lag of the project's consumer groups (``GET /metrics``).
+"""Kafka's admin side: the lag of the project's consumer groups (``GET /metrics``), and whether a broker
+answers admin requests yet (``runtime.embedded`` waiting for Tansu).
 
 An adapter beside :mod:`ingest.kafka_out` (the producer): the only other ingest module that imports
 kafka-python; its errors leave it as the project's (``kafka_error``), with the cause chained.
@@ -9,8 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.errors import KafkaError
 
 from ingest.kafka_out import kafka_error
+
+
+def topic_names(bootstrap: str) -> set[str]:
+    """The broker's topics; a :class:`~schemas.errors.KafkaFailure` while no broker at ``bootstrap`` answers."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=2000, request_timeout_ms=3000)
+    except (KafkaError, OSError) as exc:
+        raise kafka_error(exc, "connecting an admin client") from exc
+    try:
+        return set(admin.list_topics())
+    except (KafkaError, OSError) as exc:
+        raise kafka_error(exc, "listing topics") from exc
+    finally:
+        admin.close()
 
 
 def _groups(admin: KafkaAdminClient) -> list[str]:

@@ -44,7 +44,8 @@ ADAPTER_USERS = frozenset({"consumers", "api", "simulators"})  # may import KAFK
 #: for certificate submissions.
 API_ADAPTERS = frozenset({"ingest.kafka_admin", "ingest.kafka_send"})
 #: The modules that speak Kafka: the producer (ingest), the consumer (the runner and its source), topic set-up,
-#: the admin client that reads consumer lag (ingest.kafka_admin, for api.metrics) and send-and-wait
+#: the admin client that reads consumer lag and waits for a broker (ingest.kafka_admin, for api.metrics and
+#: runtime.embedded) and send-and-wait
 #: (ingest.kafka_send, for api.routes.certificates).
 KAFKA_ADAPTERS = frozenset({"ingest.kafka_out", "consumers.runner", "consumers.kafka_source", "runtime.kafka_topics",
                             "ingest.kafka_admin", "ingest.kafka_send"})
@@ -61,9 +62,6 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset({
     ("consumers.deadletter_store", "kafka.consumer.fetcher"),
     ("consumers.chain_store", "kafka"),
     ("consumers.chain_store", "kafka.consumer.fetcher"),
-    ("runtime.embedded", "kafka"),  # waits for Tansu with an admin client
-    ("runtime.embedded", "kafka.errors"),
-    ("runtime.embedded", "psycopg2"),  # waits for PostgreSQL with psycopg2.connect
     ("bench.chain", "psycopg2"),  # CHECKPOINT before measuring
     ("bench.chain", "kafka"),
     ("bench.flagging", "kafka.consumer.fetcher"),
