@@ -28,7 +28,7 @@ from api.chain_scope import (
 )
 from api.deps import ClockDep, CurrentPrincipal, Db, Principal, ProducerDep, SettingsDep, require_role
 from api.errors import ApiError
-from api.pagination import Page, decode_cursor, encode_cursor
+from api.pagination import Page, decode_cursor, page_of, page_size
 from domain.chain import canonical_json, canonical_record
 from domain.chain_events import RapidTest
 from domain.epcis import epcis_document
@@ -187,7 +187,7 @@ def list_certificates(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[HeldRecord]:
     """Held records, oldest first, with their age and what they wait for (regulators)."""
-    size = min(limit or settings.api_page_default, settings.api_page_max)
+    size = page_size(limit, settings)
     after = None
     if cursor:
         at, no = decode_cursor(cursor, 2)
@@ -196,10 +196,8 @@ def list_certificates(
         after = (at, no)
     found = chain_reads.held_records(db, after, size + 1)
     now = clock()
-    items = [HeldRecord(**{**h, "age_s": round((now - h["held_at"]).total_seconds(), 3)}) for h in found[:size]]
-    last = found[size - 1] if len(found) > size else None
-    return Page(items=items, next_cursor=encode_cursor([last["held_at"].isoformat(), last["certificate_no"]])
-                if last else None)
+    return page_of(found, size, lambda h: [h["held_at"].isoformat(), h["certificate_no"]],
+                   lambda h: HeldRecord(**{**h, "age_s": round((now - h["held_at"]).total_seconds(), 3)}))
 
 
 @router.get("/v1/certificates/{number}", response_model=CertificateDetail)

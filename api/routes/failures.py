@@ -15,7 +15,7 @@ from api.deps import ClockDep, Database, Db, Principal, SettingsDep, require_rol
 from api.errors import ApiError
 from api.events import FeedOptions, parse_last_event_id, stream
 from api.failure_models import FailureDetail, FailureOut
-from api.pagination import Page, decode_time_cursor, encode_time_cursor
+from api.pagination import Page, decode_time_cursor, page_of, page_size, time_key
 from domain import workflow
 from domain.failures import deadlines_from
 from schemas.common import AwareDatetime, Identifier
@@ -55,7 +55,7 @@ def failures(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[FailureOut]:
     """Failures filtered by market, station, device, analyte, commodity, kind, state, outcome, overdue and time."""
-    size = min(limit or settings.api_page_default, settings.api_page_max)
+    size = page_size(limit, settings)
     if market_id is not None and not principal.sees_market(market_id):
         return Page[FailureOut](items=[])
     f = q.FailureFilter(
@@ -78,11 +78,7 @@ def failures(
     now = clock()
     for row in rows:
         row["overdue"] = row["closed_at"] is None and row["due_at"] is not None and row["due_at"] < now
-    next_cursor = None
-    if len(rows) > size:
-        rows = rows[:size]
-        next_cursor = encode_time_cursor(rows[-1]["raised_at"], rows[-1]["failure_id"])
-    return Page[FailureOut](items=[FailureOut(**r) for r in rows], next_cursor=next_cursor)
+    return page_of(rows, size, lambda r: time_key(r["raised_at"], r["failure_id"]), lambda r: FailureOut(**r))
 
 
 @router.get("/stream", response_class=StreamingResponse)

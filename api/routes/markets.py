@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from api.deps import Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
-from api.pagination import Page, decode_cursor, encode_cursor
+from api.pagination import Page, decode_cursor, page_of, page_size
 from domain.registry_rules import (
     DEFAULT_TIME_ZONE,
     WEEKDAYS,
@@ -171,10 +171,6 @@ def _not_found(market_id: str) -> ApiError:
     return ApiError(404, "not_found", f"no registered market {market_id}")
 
 
-def _size(limit: int | None, settings: SettingsDep) -> int:
-    return min(limit or settings.api_page_default, settings.api_page_max)
-
-
 def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
@@ -194,13 +190,12 @@ def market_list(db: Db, principal: Staff, settings: SettingsDep, kind: MarketKin
                                                     description="a region code prefix (county, town)")] = None,
                 limit: Limit = None, cursor: Cursor = None) -> Page[MarketOut]:
     """Registered markets by id (an operator sees its own)."""
-    size = _size(limit, settings)
+    size = page_size(limit, settings)
     found = registry.list_markets(db, limit=size + 1, after=_after(cursor), kind=kind, region_prefix=region,
                                   markets=principal.market_filter())
-    next_cursor = encode_cursor([found[size - 1].market_id]) if len(found) > size else None
-    found = found[:size]
-    names = _names(db, found)
-    return Page(items=[_market_out(m, names) for m in found], next_cursor=next_cursor)
+    page = page_of(found, size, lambda m: [m.market_id])
+    names = _names(db, page.items)
+    return Page(items=[_market_out(m, names) for m in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/v1/markets/{market_id}", response_model=MarketOut)
@@ -265,10 +260,9 @@ def station_delete(market_id: Identifier, station_id: Identifier, db: Db, princi
 def unregistered(db: Db, _: Regulator, settings: SettingsDep, limit: Limit = None,
                  cursor: Cursor = None) -> Page[UnregisteredOut]:
     """Markets that readers report and the registry does not know: their readings are stored all the same."""
-    size = _size(limit, settings)
+    size = page_size(limit, settings)
     found = registry.unregistered_markets(db, limit=size + 1, after=_after(cursor))
-    next_cursor = encode_cursor([found[size - 1].market_id]) if len(found) > size else None
-    return Page(items=[UnregisteredOut(**vars(u)) for u in found[:size]], next_cursor=next_cursor)
+    return page_of(found, size, lambda u: [u.market_id], lambda u: UnregisteredOut(**vars(u)))
 
 
 @router.get("/v1/registry/regions", response_model=list[RegionOut])

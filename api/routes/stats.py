@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ClockDep, Db, Principal, require_role
 from api.errors import ApiError
-from api.pagination import Page, decode_cursor, encode_cursor
+from api.pagination import Page, decode_cursor, page_of
 from schemas.common import AwareDatetime, Identifier
 from storage.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 
@@ -107,8 +107,4 @@ def pass_rate(
     query = StatsQuery(group_by, bucket, start, end, _zone(tz), principal.market_filter(), market_id)
     size = limit or PAGE_DEFAULT
     rows = pass_rate_rows(db, query, size + 1, _after(cursor))
-    next_cursor = None
-    if len(rows) > size:
-        rows = rows[:size]
-        next_cursor = encode_cursor([rows[-1]["bucket_start"].isoformat(), rows[-1]["group"]])
-    return Page[PassRateRow](items=[PassRateRow(**r) for r in rows], next_cursor=next_cursor)
+    return page_of(rows, size, lambda r: [r["bucket_start"].isoformat(), r["group"]], lambda r: PassRateRow(**r))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import ClockDep, CurrentPrincipal, Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
-from api.pagination import Page, decode_cursor, encode_cursor
+from api.pagination import Page, decode_cursor, page_of, page_size
 from domain.analytes import catalogue
 from domain.judging import CalibrationInput, Mode, RegistryEntry, Scope, ThresholdError, resolve
 from schemas.common import AwareDatetime, Identifier
@@ -116,15 +116,14 @@ def thresholds(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[ThresholdVersionOut]:
     """Every registry version, newest first."""
-    size = min(limit or settings.api_page_default, settings.api_page_max)
+    size = page_size(limit, settings)
     before: int | None = None
     if cursor is not None:
         (raw,) = decode_cursor(cursor, 1)
         before = int(raw) if str(raw).isdigit() else 0
     equal = {"scope": scope.value if scope else None, "analyte": analyte, "strip_lot": strip_lot}
     rows = list_versions(db, equal, before, size + 1)
-    next_cursor = encode_cursor([rows[size - 1]["id"]]) if len(rows) > size else None
-    return Page[ThresholdVersionOut](items=[ThresholdVersionOut(**r) for r in rows[:size]], next_cursor=next_cursor)
+    return page_of(rows, size, lambda r: [r["id"]], lambda r: ThresholdVersionOut(**r))
 
 
 @router.post("/v1/thresholds", status_code=201, response_model=ThresholdVersionOut)
