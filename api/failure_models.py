@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from api.routes.readings import ReadingDetail
+from domain import workflow
 from domain.workflow import Kind, Outcome, State, Workflow
 
 
@@ -48,18 +50,11 @@ class FailureOut(BaseModel):
     overdue: bool = Field(description="open and past its step's deadline")
 
 
-class FailureEvent(BaseModel):
-    """One entry of a failure's history, oldest first; ``seq`` is its id in the live stream."""
+@dataclass(frozen=True)
+class FailureEvent(workflow.Event):
+    """One entry of a failure's history, oldest first: the workflow's event and ``seq``, its id in the live stream."""
 
-    seq: int
-    action: str
-    from_state: State | None
-    to_state: State
-    actor: str
-    role: str
-    at: datetime
-    note: str | None
-    evidence: dict[str, Any]
+    seq: int = 0
 
 
 class CauseReading(BaseModel):
