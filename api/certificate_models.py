@@ -7,8 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.errors import ErrorBody as ErrorResponse
-
 
 class SubmitterOut(BaseModel):
     role: str
@@ -32,11 +30,6 @@ class HeldRecord(BaseModel):
     submitter: SubmitterOut | None = None
 
 
-
-
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of a route answering these error statuses."""
-    return {s: {"model": ErrorResponse} for s in statuses}
 
 
 # --- submission -----------------------------------------------------------------------------

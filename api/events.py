@@ -21,8 +21,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Database
-from api.queries.failures import feed_after, latest_seq
 from schemas.common import rfc3339
+from storage.failures import feed_after, latest_seq
 
 POLL_INTERVAL_S = 0.1
 KEEPALIVE_S = 15.0

@@ -16,14 +16,16 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from api.deps import Database
+from ingest.kafka_admin import consumer_lag
+from schemas.errors import RapidtraceError
 from schemas.settings import Settings
+from storage.metrics import deadletter_counts, readings_count
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +54,10 @@ class PipelineCollector(Collector):
         except Exception:
             return []
         try:
-            with conn.cursor() as cur:
-                stored.add_metric([], float(_readings_count(cur)))
-                cur.execute("SELECT code, count(*) FROM deadletters GROUP BY code")
-                for code, n in cur.fetchall():
-                    dead.add_metric([code], float(n))
+            stored.add_metric([], float(readings_count(conn)))
+            for code, n in deadletter_counts(conn).items():
+                dead.add_metric([code], float(n))
+            conn.rollback()
             return [stored, dead]
         except Exception as exc:
             log.debug("metrics: database query failed: %s", exc)
@@ -70,29 +71,13 @@ class PipelineCollector(Collector):
         if not self._settings.kafka_bootstrap:
             return []
         try:
-            from kafka import KafkaAdminClient, KafkaConsumer
-
-            servers = self._settings.kafka_bootstrap.split(",")
-            admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=2000)
-            consumer = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=3000, allow_auto_create_topics=False)
-            try:
-                prefix = self._settings.consumer_group_prefix + "."
-                groups = [g[0] for g in admin.list_consumer_groups() if str(g[0]).startswith(prefix)]
-                for group in groups:
-                    offsets = admin.list_consumer_group_offsets(group)
-                    ends = consumer.end_offsets(list(offsets))
-                    per_topic: dict[str, int] = {}
-                    for tp, meta in offsets.items():
-                        per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(0, ends.get(tp, 0) - meta.offset)
-                    for topic, value in per_topic.items():
-                        lag.add_metric([group, topic], float(value))
-            finally:
-                consumer.close()
-                admin.close()
-            return [lag]
-        except Exception as exc:
+            found = consumer_lag(self._settings.kafka_bootstrap, self._settings.consumer_group_prefix)
+        except RapidtraceError as exc:
             log.debug("metrics: consumer lag unavailable: %s", exc)
             return []
+        for (group, topic), value in found.items():
+            lag.add_metric([group, topic], float(value))
+        return [lag]
 
 
 def metrics_registry(pipeline: Collector) -> CollectorRegistry:
@@ -103,18 +88,3 @@ def metrics_registry(pipeline: Collector) -> CollectorRegistry:
     multiprocess.MultiProcessCollector(registry)
     registry.register(pipeline)
     return registry
-
-
-def _readings_count(cur: Any) -> int:
-    """A scrape must not scan millions of rows: the planner's estimate (TimescaleDB's for a
-    hypertable), and an exact count only while the table is small."""
-    cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-    if cur.fetchone():
-        cur.execute("SELECT approximate_row_count('readings')")
-    else:
-        cur.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'readings'::regclass")
-    estimate = int(cur.fetchone()[0])
-    if estimate < 100_000:
-        cur.execute("SELECT count(*) FROM readings")
-        estimate = int(cur.fetchone()[0])
-    return estimate

@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, overload
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from api.errors import ApiError
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Page(BaseModel, Generic[T]):
@@ -25,16 +26,33 @@ class Page(BaseModel, Generic[T]):
 BAD_CURSOR = "cursor is not one this API issued"
 
 
-def page_size(limit: int | None, default: int, maximum: int) -> int:
-    """The rows of one page: ``limit``, else the default, never above the maximum."""
-    return min(limit or default, maximum)
+class PageSettings(Protocol):
+    api_page_default: int
+    api_page_max: int
 
 
-def page_of(rows: Sequence[T], size: int, key: Callable[[T], list[Any]]) -> Page[T]:
-    """A page of the first ``size`` rows of ``size + 1`` fetched; the cursor (``key`` of the last row) when more."""
-    if len(rows) > size:
-        return Page(items=list(rows[:size]), next_cursor=encode_cursor(key(rows[size - 1])))
-    return Page(items=list(rows))
+def page_size(limit: int | None, settings: PageSettings) -> int:
+    """The rows of one page: ``limit``, else the default, never above the maximum (``RT_API_PAGE_*``)."""
+    return min(limit or settings.api_page_default, settings.api_page_max)
+
+
+@overload
+def page_of(rows: Sequence[T], size: int, key: Callable[[T], list[Any]]) -> Page[T]: ...
+@overload
+def page_of(rows: Sequence[T], size: int, key: Callable[[T], list[Any]], item: Callable[[T], U]) -> Page[U]: ...
+def page_of(rows: Sequence[Any], size: int, key: Callable[[Any], list[Any]],
+            item: Callable[[Any], Any] | None = None) -> Page[Any]:
+    """A page of the first ``size`` rows of ``size + 1`` fetched, each as ``item`` makes it; the cursor (``key``
+    of the last row kept) when there are more. ``next_cursor`` is always set, so an answer that leaves unset
+    fields out still has it."""
+    kept = list(rows[:size])
+    items = [item(r) for r in kept] if item is not None else kept
+    return Page(items=items, next_cursor=encode_cursor(key(kept[-1])) if len(rows) > size else None)
+
+
+def time_key(at: datetime, ident: object) -> list[Any]:
+    """The cursor values of a keyset on (time, id): :func:`decode_time_cursor` reads them back."""
+    return [at.isoformat(), str(ident)]
 
 
 def cursor_value(cursor: str | None, kind: type[Any]) -> Any:
@@ -62,13 +80,8 @@ def decode_cursor(cursor: str, n: int) -> list[Any]:
     return values
 
 
-def encode_time_cursor(at: datetime, ident: object) -> str:
-    """A keyset cursor on (time, id), newest first."""
-    return encode_cursor([at.isoformat(), str(ident)])
-
-
 def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    """The (time, id) of a cursor from :func:`encode_time_cursor`; 400 for anything else."""
+    """The (time, id) of a cursor made from :func:`time_key`; 400 for anything else."""
     if cursor is None:
         return None
     at, ident = decode_cursor(cursor, 2)

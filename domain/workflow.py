@@ -36,6 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.registry_rules import MarketRules, PostingHours, posting_deadline
+from schemas.errors import AccessDenied, Conflict, InvalidInput
 
 
 class Workflow(StrEnum):
@@ -74,6 +75,8 @@ class Kind(StrEnum):
 
 
 SCREEN_KINDS = frozenset({Kind.POSITIVE, Kind.SUSPICIOUS})
+#: The same, as the text the failures table stores (a query parameter).
+SCREEN_KIND_VALUES: tuple[str, ...] = tuple(sorted(k.value for k in SCREEN_KINDS))
 ROLES = frozenset({"operator", "regulator", "system"})
 RAISED = "raised"
 
@@ -158,7 +161,6 @@ class Deadlines:
     close_within: timedelta = timedelta(days=2)
     acknowledge_within: timedelta = timedelta(hours=24)
     resolve_within: timedelta = timedelta(days=3)
-    closure_target: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -187,8 +189,8 @@ class Status:
         return self.state is State.CLOSED
 
 
-class WorkflowError(Exception):
-    """Base of the refusals; ``status`` is the HTTP status that fits."""
+class WorkflowError(Conflict):
+    """Base of the refusals (a Conflict of schemas/errors.py); ``status`` is the HTTP status that fits."""
 
     status = 409
     code = "workflow_error"
@@ -201,15 +203,21 @@ class WorkflowError(Exception):
 
 
 class TransitionRefused(WorkflowError):
+    """The step is not allowed from the failure's current state."""
+
     code = "transition_not_allowed"
 
 
-class RoleRefused(WorkflowError):
+class RoleRefused(WorkflowError, AccessDenied):
+    """The principal's role may not take this step."""
+
     status = 403
     code = "role_not_allowed"
 
 
-class EvidenceMissing(WorkflowError):
+class EvidenceMissing(WorkflowError, InvalidInput):
+    """The step needs evidence the request does not carry."""
+
     status = 422
     code = "evidence_missing"
 
@@ -402,7 +410,9 @@ class SampleFacts:
     server_result: str | None = None
 
 
-class RetestRefused(WorkflowError):
+class RetestRefused(WorkflowError, InvalidInput):
+    """The named retest is not a reading of the same sample after the first."""
+
     status = 422
     code = "retest_refused"
 

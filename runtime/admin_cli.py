@@ -17,20 +17,19 @@ and RT_MQTT_ACL_FILE are set; ``write-acl`` also makes sure the bridge account
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from runtime.cli_commands import actor, command, database, fail, print_json
 from schemas.common import utc_now
 from schemas.settings import Settings
 from storage.db import Connection
 
-Command = Callable[[argparse.Namespace, Settings], int]
+if TYPE_CHECKING:
+    from storage.device_credentials import IssuedCredentials
 
 
 def add_subcommands(sub: Any) -> None:
@@ -41,7 +40,7 @@ def add_subcommands(sub: Any) -> None:
 
 def _add_token_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="token_command", required=True)
-    p = _command(sub, "issue", cmd_token_issue, "issue a token (printed once)")
+    p = command(sub, "issue", cmd_token_issue, "issue a token (printed once)")
     p.add_argument("--name", required=True, help="who holds it")
     p.add_argument("--role", required=True, choices=["regulator", "operator", "producer"])
     p.add_argument("--market", action="append", dest="markets", help="operator: a market it may see (repeat)")
@@ -50,37 +49,31 @@ def _add_token_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--expires-in-days", type=float, default=None,
                    help="lifetime (default: RT_TOKEN_EXPIRY_DAYS, 90)")
     p.add_argument("--no-expiry", action="store_true", help="a token that never expires")
-    p = _command(sub, "revoke", cmd_token_revoke, "revoke a token by its id, or every local one")
+    p = command(sub, "revoke", cmd_token_revoke, "revoke a token by its id, or every local one")
     p.add_argument("token_id", nargs="?")
     p.add_argument("--all-local", action="store_true",
                    help="revoke the tokens `rapidtrace up` made for the local stack (and forget the kept one)")
-    p = _command(sub, "list", cmd_token_list, "list tokens (never their secrets)")
+    p = command(sub, "list", cmd_token_list, "list tokens (never their secrets)")
     p.add_argument("--all", action="store_true", help="include revoked tokens")
 
 
 def _add_device_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="device_command", required=True)
-    p = _command(sub, "add", cmd_device_add, "register a reader; prints its MQTT password once")
+    p = command(sub, "add", cmd_device_add, "register a reader; prints its MQTT password once")
     p.add_argument("--market", required=True)
     p.add_argument("--station", required=True)
     p.add_argument("--device", required=True)
-    p = _command(sub, "revoke", cmd_device_revoke, "revoke a reader's MQTT account")
+    p = command(sub, "revoke", cmd_device_revoke, "revoke a reader's MQTT account")
     p.add_argument("device_id")
-    p = _command(sub, "rotate", cmd_device_rotate, "give a reader a new MQTT password (printed once)")
+    p = command(sub, "rotate", cmd_device_rotate, "give a reader a new MQTT password (printed once)")
     p.add_argument("device_id")
-    p = _command(sub, "list", cmd_device_list, "list registered readers")
+    p = command(sub, "list", cmd_device_list, "list registered readers")
     p.add_argument("--market", default=None)
     p.add_argument("--all", action="store_true", help="include revoked readers")
-    p = _command(sub, "write-acl", cmd_device_write_acl, "ensure the bridge account, write password and ACL files")
+    p = command(sub, "write-acl", cmd_device_write_acl, "ensure the bridge account, write password and ACL files")
     p.add_argument("--password-file", type=Path, default=None, help="default RT_MQTT_PASSWORD_FILE")
     p.add_argument("--acl-file", type=Path, default=None, help="default RT_MQTT_ACL_FILE")
     p.add_argument("--reload-pid-file", type=Path, default=None, help="SIGHUP this Mosquitto after writing")
-
-
-def _command(sub: Any, name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(func=func)
-    return parser
 
 
 # ---------------------------------------------------------------- tokens
@@ -97,8 +90,8 @@ def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
                                  holder_id=args.holder_id, rate_per_minute=args.rate_per_minute,
                                  expires_at=expires, actor=actor())
         except TokenRequestError as exc:
-            return _fail(str(exc))
-    _print({"token": issued.token, **issued.record.as_dict()})
+            return fail(str(exc))
+    print_json({"token": issued.token, **issued.record.as_dict()})
     print("# keep the token now: it is stored hashed and cannot be shown again", file=sys.stderr)
     return 0
 
@@ -113,12 +106,12 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
         print(f"revoked {len(revoked)} local token(s){': ' + ', '.join(revoked) if revoked else ''}")
         return 0
     if not args.token_id:
-        return _fail("give a TOKEN_ID or --all-local")
+        return fail("give a TOKEN_ID or --all-local")
     with _db(settings) as conn:
         record = revoke_token(conn, args.token_id, actor())
     if record is None:
-        return _fail(f"no token {args.token_id}")
-    _print(record.as_dict())
+        return fail(f"no token {args.token_id}")
+    print_json(record.as_dict())
     return 0
 
 
@@ -127,7 +120,7 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 
     with _db(settings) as conn:
         for record in list_tokens(conn, include_revoked=args.all, limit=100_000):
-            _print(record.as_dict())
+            print_json(record.as_dict())
     return 0
 
 
@@ -143,9 +136,8 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
         try:
             issued = add_device(conn, args.market, args.station, args.device, actor())
         except (DeviceExists, CredentialError) as exc:
-            return _fail(str(exc))
-    _print({**issued.account.as_dict(), "password": issued.password, "topic": issued.topic,
-            "mosquitto_files": _sync(settings)})
+            return fail(str(exc))
+    print_json(_credentials(issued, settings))
     return 0
 
 
@@ -155,9 +147,8 @@ def cmd_device_rotate(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         issued = rotate_device(conn, args.device_id, actor())
     if issued is None:
-        return _fail(f"no active device {args.device_id}")
-    _print({**issued.account.as_dict(), "password": issued.password, "topic": issued.topic,
-            "mosquitto_files": _sync(settings)})
+        return fail(f"no active device {args.device_id}")
+    print_json(_credentials(issued, settings))
     return 0
 
 
@@ -167,8 +158,8 @@ def cmd_device_revoke(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         account = revoke_device(conn, args.device_id, actor())
     if account is None:
-        return _fail(f"no device {args.device_id}")
-    _print({**account.as_dict(), "mosquitto_files": _sync(settings)})
+        return fail(f"no device {args.device_id}")
+    print_json({**account.as_dict(), "mosquitto_files": _sync(settings)})
     return 0
 
 
@@ -178,7 +169,7 @@ def cmd_device_list(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         markets = [args.market] if args.market else None
         for account in list_accounts(conn, markets=markets, include_revoked=args.all, limit=1_000_000):
-            _print(account.as_dict())
+            print_json(account.as_dict())
     return 0
 
 
@@ -189,14 +180,14 @@ def cmd_device_write_acl(args: argparse.Namespace, settings: Settings) -> int:
     files = MosquittoFiles(args.password_file or configured.password_file, args.acl_file or configured.acl_file,
                            args.reload_pid_file or configured.reload_pid_file)
     if not files.configured:
-        return _fail("give --password-file and --acl-file (or set RT_MQTT_PASSWORD_FILE and RT_MQTT_ACL_FILE)")
+        return fail("give --password-file and --acl-file (or set RT_MQTT_PASSWORD_FILE and RT_MQTT_ACL_FILE)")
     with _db(settings) as conn:
         changed = False
         if settings.mqtt_username and settings.mqtt_password is not None:
             changed = ensure_bridge(conn, settings.mqtt_username, settings.mqtt_password.get_secret_value(), actor())
         conn.commit()
         count = write_mosquitto_files(conn, files, bridge_filters(settings))
-    _print({"accounts": count, "bridge_changed": changed, "password_file": files.password_file,
+    print_json({"accounts": count, "bridge_changed": changed, "password_file": files.password_file,
             "acl_file": files.acl_file})
     return 0
 
@@ -204,26 +195,14 @@ def cmd_device_write_acl(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------- helpers
 
 
-def actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry for this uid (containers)
-        return "cli:unknown"
+def _db(settings: Settings) -> AbstractContextManager[Connection]:
+    return database(settings.database_url, "rapidtrace-admin")
 
 
-@contextmanager
-def _db(settings: Settings) -> Iterator[Connection]:
-    """A connection whose transaction commits when the block succeeds and rolls back when it fails."""
-    from storage.db import connect, transaction
-
-    if not settings.database_url:
-        raise SystemExit("rapidtrace: set RT_DATABASE_URL")
-    conn = connect(settings.database_url, application_name="rapidtrace-admin")
-    try:
-        with transaction(conn):
-            yield conn
-    finally:
-        conn.close()
+def _credentials(issued: IssuedCredentials, settings: Settings) -> dict[str, Any]:
+    """A reader's new account as printed once: the record, its password and topic, the Mosquitto files."""
+    return {**issued.account.as_dict(), "password": issued.password, "topic": issued.topic,
+            "mosquitto_files": _sync(settings)}
 
 
 def _sync(settings: Settings) -> dict[str, Any]:
@@ -231,12 +210,3 @@ def _sync(settings: Settings) -> dict[str, Any]:
 
     with _db(settings) as conn:
         return sync_mosquitto_files(conn, settings).as_dict()
-
-
-def _print(value: dict[str, Any]) -> None:
-    print(json.dumps(value, default=str, ensure_ascii=False))
-
-
-def _fail(message: str) -> int:
-    print(f"rapidtrace: {message}", file=sys.stderr)
-    return 1

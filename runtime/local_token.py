@@ -9,7 +9,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from runtime.admin_cli import actor
+from runtime.cli_commands import actor
 from schemas.common import utc_now
 from schemas.settings import Settings
 from storage.db import connect, transaction

@@ -15,10 +15,7 @@ Every command prints JSON lines; changes are audited with the actor ``cli:<os us
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from typing import Any
 
@@ -31,11 +28,12 @@ from domain.registry_rules import (
     market_region,
     region_parts,
 )
+from runtime.cli_commands import actor, command, database, fail, print_json
 from schemas.common import ID_RE
 from schemas.settings import Settings
 from storage import registry
 from storage.audit import record_audit
-from storage.db import Connection, connect, transaction
+from storage.db import Connection
 
 
 def add_subcommands(sub: Any) -> None:
@@ -45,15 +43,9 @@ def add_subcommands(sub: Any) -> None:
     _region_commands(sub.add_parser("region", help="names of the county, towns and villages"))
 
 
-def _command(sub: Any, name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(func=func)
-    return parser
-
-
 def _market_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="market_command", required=True)
-    p = _command(sub, "set", cmd_market_set, "register a market or replace its entry")
+    p = command(sub, "set", cmd_market_set, "register a market or replace its entry")
     p.add_argument("market_id")
     p.add_argument("--name-zh", required=True)
     p.add_argument("--name-en")
@@ -62,69 +54,46 @@ def _market_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", help="grid id (网格)")
     p.add_argument("--address")
     p.add_argument("--time-zone", default=DEFAULT_TIME_ZONE)
-    p = _command(sub, "list", cmd_market_list, "list registered markets")
+    p = command(sub, "list", cmd_market_list, "list registered markets")
     p.add_argument("--kind", choices=[k.value for k in MarketKind])
-    p = _command(sub, "show", cmd_market_show, "one market with its stations")
+    p = command(sub, "show", cmd_market_show, "one market with its stations")
     p.add_argument("market_id")
-    p = _command(sub, "remove", cmd_market_remove, "remove a market and its stations (readings stay)")
+    p = command(sub, "remove", cmd_market_remove, "remove a market and its stations (readings stay)")
     p.add_argument("market_id")
-    _command(sub, "unregistered", cmd_market_unregistered, "markets readers report that are not registered")
-    _command(sub, "seed-district", cmd_seed_district, "register the simulated district (idempotent)")
+    command(sub, "unregistered", cmd_market_unregistered, "markets readers report that are not registered")
+    command(sub, "seed-district", cmd_seed_district, "register the simulated district (idempotent)")
 
 
 def _station_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="station_command", required=True)
-    p = _command(sub, "set", cmd_station_set, "add a station to a market or replace it")
+    p = command(sub, "set", cmd_station_set, "add a station to a market or replace it")
     p.add_argument("--market", required=True)
     p.add_argument("--station", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--hours", action="append", default=[], metavar="DAYS=HH:MM-HH:MM",
                    help="e.g. mon-fri=06:00-18:00 or sun=closed (repeat; days left out are closed)")
-    p = _command(sub, "list", cmd_station_list, "the stations of a market")
+    p = command(sub, "list", cmd_station_list, "the stations of a market")
     p.add_argument("--market", required=True)
-    p = _command(sub, "remove", cmd_station_remove, "remove a station")
+    p = command(sub, "remove", cmd_station_remove, "remove a station")
     p.add_argument("--market", required=True)
     p.add_argument("--station", required=True)
 
 
 def _region_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="region_command", required=True)
-    p = _command(sub, "set", cmd_region_set, "name a county, town or village by its 12-digit code")
+    p = command(sub, "set", cmd_region_set, "name a county, town or village by its 12-digit code")
     p.add_argument("code")
     p.add_argument("name_zh")
     p.add_argument("--name-en")
-    p = _command(sub, "list", cmd_region_list, "region names by code")
+    p = command(sub, "list", cmd_region_list, "region names by code")
     p.add_argument("--prefix", default="")
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def actor() -> str:
-    from runtime.admin_cli import actor as admin_actor
-
-    return admin_actor()
-
-
-@contextmanager
-def _db(settings: Settings) -> Iterator[Connection]:
-    if not settings.database_url:
-        raise SystemExit("rapidtrace: set RT_DATABASE_URL")
-    conn = connect(settings.database_url, application_name="rapidtrace-registry")
-    try:
-        with transaction(conn):
-            yield conn
-    finally:
-        conn.close()
-
-
-def _print(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def _fail(message: str) -> int:
-    print(f"rapidtrace: {message}", file=sys.stderr)
-    return 1
+def _db(settings: Settings) -> AbstractContextManager[Connection]:
+    return database(settings.database_url, "rapidtrace-registry")
 
 
 def _market_dict(m: registry.Market) -> dict[str, Any]:
@@ -161,13 +130,13 @@ def cmd_market_set(args: argparse.Namespace, settings: Settings) -> int:
         market_region(args.region)
         check_time_zone(args.time_zone)
     except ValueError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     m = registry.Market(args.market_id, args.name_zh, args.name_en, MarketKind(args.kind), args.region, args.grid,
                         args.address, args.time_zone)
     with _db(settings) as conn:
         saved, created = registry.upsert_market(conn, m, actor())
         record_audit(conn, actor(), "market.put", f"market:{m.market_id}", {**_market_dict(m), "source": "cli"})
-    _print({**_market_dict(saved), "created": created})
+    print_json({**_market_dict(saved), "created": created})
     return 0
 
 
@@ -175,7 +144,7 @@ def cmd_market_list(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         found = registry.list_markets(conn, limit=100_000, kind=MarketKind(args.kind) if args.kind else None)
     for m in found:
-        _print(_market_dict(m))
+        print_json(_market_dict(m))
     return 0
 
 
@@ -184,8 +153,8 @@ def cmd_market_show(args: argparse.Namespace, settings: Settings) -> int:
         m = registry.get_market(conn, args.market_id)
         stations = registry.list_stations(conn, args.market_id) if m else []
     if m is None:
-        return _fail(f"no registered market {args.market_id}")
-    _print({**_market_dict(m), "stations": [asdict(s) for s in stations]})
+        return fail(f"no registered market {args.market_id}")
+    print_json({**_market_dict(m), "stations": [asdict(s) for s in stations]})
     return 0
 
 
@@ -195,15 +164,15 @@ def cmd_market_remove(args: argparse.Namespace, settings: Settings) -> int:
         if removed:
             record_audit(conn, actor(), "market.delete", f"market:{args.market_id}")
     if not removed:
-        return _fail(f"no registered market {args.market_id}")
-    _print({"market_id": args.market_id, "removed": True})
+        return fail(f"no registered market {args.market_id}")
+    print_json({"market_id": args.market_id, "removed": True})
     return 0
 
 
 def cmd_market_unregistered(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         for u in registry.unregistered_markets(conn, limit=100_000):
-            _print(asdict(u))
+            print_json(asdict(u))
     return 0
 
 
@@ -227,12 +196,8 @@ def seed_district(conn: Connection, who: str = "seed") -> dict[str, int]:
 
 def seed_district_at(database_url: str) -> str:
     """``rapidtrace up --simulate``: register the district once the schema is migrated; a line to print."""
-    conn = connect(database_url, application_name="rapidtrace-registry")
-    try:
-        with transaction(conn):
-            counts = seed_district(conn)
-    finally:
-        conn.close()
+    with database(database_url, "rapidtrace-registry") as conn:
+        counts = seed_district(conn)
     return (f"registry: simulated district 武进区, {counts['markets']} markets, {counts['stations']} stations, "
             f"{counts['regions']} regions")
 
@@ -241,7 +206,7 @@ def cmd_seed_district(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         counts = seed_district(conn, actor())
         record_audit(conn, actor(), "registry.seed_district", "registry", counts)
-    _print(counts)
+    print_json(counts)
     return 0
 
 
@@ -254,22 +219,22 @@ def cmd_station_set(args: argparse.Namespace, settings: Settings) -> int:
             raise ValueError("a station id is 1-64 chars of [A-Za-z0-9._-]")
         hours = parse_hours(args.hours)
     except ValueError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     with _db(settings) as conn:
         if registry.get_market(conn, args.market) is None:
-            return _fail(f"no registered market {args.market}; `rapidtrace market set` it first")
+            return fail(f"no registered market {args.market}; `rapidtrace market set` it first")
         saved, created = registry.upsert_station(conn, registry.Station(args.market, args.station, args.name, hours),
                                                  actor())
         record_audit(conn, actor(), "station.put", f"station:{args.market}/{args.station}",
                      {"name": args.name, "hours": hours, "source": "cli"})
-    _print({**asdict(saved), "created": created})
+    print_json({**asdict(saved), "created": created})
     return 0
 
 
 def cmd_station_list(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         for s in registry.list_stations(conn, args.market):
-            _print(asdict(s))
+            print_json(asdict(s))
     return 0
 
 
@@ -279,8 +244,8 @@ def cmd_station_remove(args: argparse.Namespace, settings: Settings) -> int:
         if removed:
             record_audit(conn, actor(), "station.delete", f"station:{args.market}/{args.station}")
     if not removed:
-        return _fail(f"no station {args.station} in market {args.market}")
-    _print({"market_id": args.market, "station_id": args.station, "removed": True})
+        return fail(f"no station {args.station} in market {args.market}")
+    print_json({"market_id": args.market, "station_id": args.station, "removed": True})
     return 0
 
 
@@ -291,17 +256,17 @@ def cmd_region_set(args: argparse.Namespace, settings: Settings) -> int:
     try:
         level = region_parts(args.code).level
     except ValueError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     region = registry.Region(args.code, level.value, args.name_zh, args.name_en)
     with _db(settings) as conn:
         registry.upsert_regions(conn, [region])
         record_audit(conn, actor(), "regions.put", "regions", {"codes": [args.code], "source": "cli"})
-    _print(asdict(region))
+    print_json(asdict(region))
     return 0
 
 
 def cmd_region_list(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         for r in registry.list_regions(conn, args.prefix, limit=100_000):
-            _print(asdict(r))
+            print_json(asdict(r))
     return 0

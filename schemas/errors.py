@@ -21,13 +21,17 @@ fails the same way again until its input or the state changes)::
     │   ├── PoisonRecord                 (consumers.runner) a record no retry can write: a dead letter
     │   ├── ThresholdError               (domain.judging) a threshold registry entry that cannot judge
     │   ├── CredentialError              (domain.device_acl) ids that cannot be an MQTT account
-    │   └── TokenRequestError            (api.auth) a token that cannot be issued as asked
+    │   ├── TokenRequestError            (api.auth) a token that cannot be issued as asked
+    │   └── EvidenceMissing, RetestRefused  (also WorkflowErrors)
     ├── Conflict                         the request clashes with what is already there
     │   ├── DeviceExists                 (storage.devices)
+    │   ├── ThresholdVersionExists       (storage.thresholds)
     │   └── WorkflowError                (domain.workflow) a failure's workflow refuses the action
-    │       ├── TransitionRefused, EvidenceMissing
-    │       └── RoleRefused
+    │       ├── TransitionRefused
+    │       ├── EvidenceMissing, RetestRefused  (also InvalidInput)
+    │       └── RoleRefused              (also AccessDenied)
     ├── AccessDenied                     who asks may not do this, or is not known
+    │   ├── RoleRefused                  (also a WorkflowError)
     │   └── LoginRequired                (api.web.errors) a console page without a session
     ├── SetupError                       (also a RuntimeError) the stack cannot be started as configured
     │   ├── PortTakenError               (runtime.ports)

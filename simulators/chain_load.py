@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-from kafka import KafkaProducer
+from typing import TYPE_CHECKING, Any
 
 from domain.chain import canonical_digest, canonical_json, canonical_record, record_columns
 from schemas.certificate import CertificateRecord
 from storage.chain import insert_certificates, insert_links
 from storage.db import Connection
+
+if TYPE_CHECKING:  # the type only: the caller makes the producer (ingest.kafka_out.make_producer)
+    from kafka import KafkaProducer
 
 
 @dataclass

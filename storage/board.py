@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.workflow import SCREEN_KIND_VALUES
 from storage.db import Connection
-
-SCREEN_KINDS = ("positive", "suspicious")
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def screen_failures(conn: Connection, market_id: str, since: datetime, open_sinc
                WHERE market_id = %(market)s AND kind = ANY(%(kinds)s) AND raised_at >= %(open_since)s
                  AND (raised_at >= %(since)s OR closed_at IS NULL)
                ORDER BY raised_at DESC, failure_id DESC LIMIT %(limit)s""",
-            {"market": market_id, "kinds": list(SCREEN_KINDS), "since": since, "open_since": open_since,
+            {"market": market_id, "kinds": list(SCREEN_KIND_VALUES), "since": since, "open_since": open_since,
              "limit": limit},
         )
         return [BoardFailure(*row) for row in cur.fetchall()]

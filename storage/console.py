@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from domain.workflow import SCREEN_KIND_VALUES
 from storage.db import Connection
 
-SCREEN_KINDS = ("positive", "suspicious")
 #: Group keys of the district table: a trusted column of ``pass_rate_<dim>_hourly`` and ``failures``...
 GROUP_COLUMNS = {"town": "", "village": "", "grid": "", "market": "market_id", "analyte": "analyte",
                  "commodity": "commodity"}
@@ -84,7 +84,7 @@ def range_totals(conn: Connection, q: RangeQuery) -> list[dict[str, Any]]:
     the median is over the range, which summing daily rows cannot give.
     """
     relation = _relation(q.group)
-    params: dict[str, Any] = {"since": q.since, "until": q.until, "kinds": list(SCREEN_KINDS)}
+    params: dict[str, Any] = {"since": q.since, "until": q.until, "kinds": list(SCREEN_KIND_VALUES)}
     scope = _scope(q.markets, params)
     f_scope = _scope(q.markets, params, "f.market_id")
     sums = ("sum(n_tests)::bigint AS tests, sum(n_negative)::bigint AS negative, sum(n_invalid)::bigint AS invalid, "

@@ -23,6 +23,7 @@ from psycopg2.extras import execute_values
 from domain import workflow
 from domain.failures import NEWEST_READINGS, NewFailure
 from storage.db import Connection
+from storage.where import Where
 
 #: Taken (transaction-scoped) right before inserting failure events, so their
 #: ``seq`` order is their commit order and a stream reader never skips one.
@@ -232,46 +233,28 @@ class FailureFilter:
     until: datetime | None = None
 
 
-def _where(f: FailureFilter) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if f.markets is not None:
-        clauses.append("market_id = ANY(%s)")
-        params.append(f.markets)
-    for column in ("market_id", "station_id", "device_id", "analyte", "commodity", "strip_lot"):
-        value = getattr(f, column)
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
+def _where(f: FailureFilter) -> Where:
+    where = Where().markets(f.markets).equal({c: getattr(f, c) for c in (
+        "market_id", "station_id", "device_id", "analyte", "commodity", "strip_lot")})
     for column, values in (("kind", f.kinds), ("state", f.states), ("outcome", f.outcomes)):
         if values:
-            clauses.append(f"{column} = ANY(%s)")
-            params.append(values)
-    if f.since is not None:
-        clauses.append("raised_at >= %s")
-        params.append(f.since)
-    if f.until is not None:
-        clauses.append("raised_at < %s")
-        params.append(f.until)
+            where.add(f"{column} = ANY(%s)", values)
+    where.between("raised_at", f.since, f.until)
     if f.open_only:
-        clauses.append("closed_at IS NULL")
+        where.add("closed_at IS NULL")
     if f.overdue_at is not None:
-        clauses.append("closed_at IS NULL AND due_at < %s")
-        params.append(f.overdue_at)
-    return clauses, params
+        where.add("closed_at IS NULL AND due_at < %s", f.overdue_at)
+    return where
 
 
 def list_failures(
     conn: Connection, f: FailureFilter, limit: int, after: tuple[datetime, str] | None
 ) -> list[dict[str, Any]]:
-    clauses, params = _where(f)
-    if after is not None:
-        clauses.append("(raised_at, failure_id) < (%s, %s::uuid)")
-        params.extend(after)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    query = f"SELECT {', '.join(LIST_FIELDS)} FROM failures {where} ORDER BY raised_at DESC, failure_id DESC LIMIT %s"
+    where = _where(f).after(("raised_at", "failure_id"), after, descending=True, placeholders=("%s", "%s::uuid"))
+    query = (f"SELECT {', '.join(LIST_FIELDS)} FROM failures {where.sql()} "
+             "ORDER BY raised_at DESC, failure_id DESC LIMIT %s")
     with conn.cursor() as cur:
-        cur.execute(query, [*params, limit])
+        cur.execute(query, [*where.params, limit])
         return [_text_ids(r) for r in _dicts(cur)]
 
 

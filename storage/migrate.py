@@ -176,3 +176,13 @@ def migrate(dsn: str, settings: Settings, directory: Path = MIGRATIONS_DIR) -> l
         finally:
             conn.close()
     return applied
+
+
+def schema_state(conn: Connection) -> tuple[int | None, str | None]:
+    """(the newest migration applied, the timescaledb extension's version or None): what ``/healthz`` shows."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT max(version) FROM schema_migrations")
+        row = cur.fetchone()
+        cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        ts = cur.fetchone()
+    return (row[0] if row else None), (ts[0] if ts else None)

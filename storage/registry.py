@@ -14,6 +14,7 @@ from psycopg2.extras import Json, execute_values
 
 from domain.registry_rules import MarketKind, MarketRules, WorkingHours
 from storage.db import Connection
+from storage.where import Where
 
 MARKET_COLUMNS = ("market_id", "name_zh", "name_en", "market_kind", "region_code", "grid_id", "address",
                   "time_zone", "created_at", "updated_at", "updated_by")
@@ -110,25 +111,14 @@ def get_market(conn: Connection, market_id: str) -> Market | None:
 def list_markets(conn: Connection, *, limit: int, after: str | None = None, kind: MarketKind | None = None,
                  region_prefix: str | None = None, markets: Sequence[str] | None = None) -> list[Market]:
     """Markets by id; ``region_prefix`` matches the start of the region code (a county or town)."""
-    clauses: list[str] = ["TRUE"]
-    params: list[Any] = []
-    if after is not None:
-        clauses.append("market_id > %s")
-        params.append(after)
-    if kind is not None:
-        clauses.append("market_kind = %s")
-        params.append(kind.value)
+    where = Where().after("market_id", after).equal({"market_kind": kind.value if kind is not None else None})
     if region_prefix:
-        clauses.append("starts_with(region_code, %s)")
-        params.append(region_prefix)
-    if markets is not None:
-        clauses.append("market_id = ANY(%s)")
-        params.append(list(markets))
+        where.add("starts_with(region_code, %s)", region_prefix)
+    where.markets(list(markets) if markets is not None else None)
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT {', '.join(MARKET_COLUMNS)} FROM markets WHERE {' AND '.join(clauses)} "
-            "ORDER BY market_id LIMIT %s",
-            (*params, limit),
+            f"SELECT {', '.join(MARKET_COLUMNS)} FROM markets {where.sql()} ORDER BY market_id LIMIT %s",
+            (*where.params, limit),
         )
         return [_market(r) for r in cur.fetchall()]
 
@@ -187,14 +177,6 @@ def list_stations(conn: Connection, market_id: str) -> list[Station]:
         cur.execute(f"SELECT {', '.join(STATION_COLUMNS)} FROM stations WHERE market_id = %s ORDER BY station_id",
                     (market_id,))
         return [_station(r) for r in cur.fetchall()]
-
-
-def get_station(conn: Connection, market_id: str, station_id: str) -> Station | None:
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(STATION_COLUMNS)} FROM stations WHERE market_id = %s AND station_id = %s",
-                    (market_id, station_id))
-        row = cur.fetchone()
-    return _station(row) if row else None
 
 
 def delete_station(conn: Connection, market_id: str, station_id: str) -> bool:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from psycopg2 import errors as pg_errors
+
 from domain.judging import RegistryEntry, Scope
+from schemas.errors import Conflict
 from storage.db import Connection
+from storage.where import Where
 
 COLUMNS = ("id", "scope", "analyte", "strip_lot", "valid_from", "params", "created_at", "created_by", "note")
 _COLUMNS = ", ".join(COLUMNS)
+
+
+class ThresholdVersionExists(Conflict):
+    """A version with this scope, keys and valid_from is already in the registry."""
 
 
 def registry_version(conn: Connection) -> tuple[int, int]:
@@ -30,20 +38,11 @@ def list_versions(
     conn: Connection, equal: dict[str, str | None], before_id: int | None, limit: int
 ) -> list[dict[str, Any]]:
     """Versions newest first; ``equal`` maps scope/analyte/strip_lot to a value or None (no filter)."""
-    clauses: list[str] = ["TRUE"]
-    params: list[Any] = []
-    for column in ("scope", "analyte", "strip_lot"):
-        value = equal.get(column)
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if before_id is not None:
-        clauses.append("id < %s")
-        params.append(before_id)
+    where = Where().equal({c: equal.get(c) for c in ("scope", "analyte", "strip_lot")})
+    where.after("id", before_id, descending=True)
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT {_COLUMNS} FROM threshold_sets WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
-            [*params, limit],
+            f"SELECT {_COLUMNS} FROM threshold_sets {where.sql()} ORDER BY id DESC LIMIT %s", [*where.params, limit],
         )
         return [dict(zip(COLUMNS, r, strict=True)) for r in cur.fetchall()]
 
@@ -52,13 +51,17 @@ def add_version(
     conn: Connection, scope: str, analyte: str | None, strip_lot: str | None, valid_from: Any,
     params: dict[str, Any], created_by: str, note: str | None,
 ) -> dict[str, Any]:
-    """Insert one version (a UniqueViolation when scope, keys and valid_from exist)."""
+    """Insert one version; :class:`ThresholdVersionExists` when scope, keys and valid_from exist (the
+    transaction is then aborted: the caller rolls back)."""
     with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO threshold_sets (scope, analyte, strip_lot, valid_from, params, created_by, note) "
-            f"VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING {_COLUMNS}",
-            (scope, analyte, strip_lot, valid_from, json.dumps(params, allow_nan=False), created_by, note),
-        )
+        try:
+            cur.execute(
+                "INSERT INTO threshold_sets (scope, analyte, strip_lot, valid_from, params, created_by, note) "
+                f"VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING {_COLUMNS}",
+                (scope, analyte, strip_lot, valid_from, json.dumps(params, allow_nan=False), created_by, note),
+            )
+        except pg_errors.UniqueViolation as exc:
+            raise ThresholdVersionExists("a version with this scope, keys and valid_from exists") from exc
         found = cur.fetchone()
     assert found is not None
     return dict(zip(COLUMNS, found, strict=True))

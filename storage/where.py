@@ -5,7 +5,7 @@ Column names are trusted (written in the calling module); values always travel a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,17 +40,32 @@ class Where:
             self.add(f"{column} < %s", until)
         return self
 
-    def after(self, column: str, value: object | None, *, descending: bool = False) -> Where:
-        """The keyset position of a page: rows past ``value`` in the listing's order (None: the first page)."""
-        return self if value is None else self.add(f"{column} {'<' if descending else '>'} %s", value)
+    def after(self, column: str | Sequence[str], value: object | Sequence[object] | None, *,
+              descending: bool = False, placeholders: Sequence[str] = ()) -> Where:
+        """The keyset position of a page: rows past ``value`` in the listing's order (None: the first page).
+
+        ``column`` may name several columns, compared as a row with ``value`` (one value each);
+        ``placeholders`` casts them where a value travels as text, e.g. ``("%s", "%s::uuid")``."""
+        if value is None:
+            return self
+        clause, params = keyset(column, value, descending=descending, placeholders=placeholders)
+        return self.add(clause, *params)
 
     def sql(self) -> str:
         """``WHERE a AND b``, or the empty string."""
         return f"WHERE {' AND '.join(self.clauses)}" if self.clauses else ""
 
 
-def scoped_where(markets: list[str] | None, equal: Mapping[str, object | None], time_column: str,
-                 since: datetime | None, until: datetime | None) -> tuple[list[str], list[Any]]:
-    """Clauses and parameters; ``equal`` maps trusted column names to a value or None (no filter)."""
-    where = Where().markets(markets).equal(equal).between(time_column, since, until)
-    return where.clauses, where.params
+def keyset(column: str | Sequence[str], value: object | Sequence[object], *, descending: bool = False,
+           placeholders: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    """``(a, b) < (%s, %s)`` and its parameters: the rows past ``value`` in ``column``'s order (ascending unless
+    ``descending``). A clause list adopts it with ``clauses.append(c); params.extend(p)``."""
+    columns = [column] if isinstance(column, str) else list(column)
+    values = [value] if isinstance(column, str) else list(value)  # type: ignore[arg-type]
+    marks = list(placeholders) or ["%s"] * len(columns)
+    if not len(columns) == len(values) == len(marks):
+        raise ValueError(f"keyset: {len(columns)} columns, {len(values)} values, {len(marks)} placeholders")
+    op = "<" if descending else ">"
+    if len(columns) == 1:
+        return f"{columns[0]} {op} {marks[0]}", values
+    return f"({', '.join(columns)}) {op} ({', '.join(marks)})", values

@@ -13,7 +13,6 @@ from api.deps import Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
 from api.pagination import Page, cursor_value, page_of, page_size
 from schemas.common import AwareDatetime, Identifier
-from schemas.settings import Settings
 from storage import devices, tokens
 from storage.audit import AuditEntry, list_audit
 from storage.device_credentials import (
@@ -92,10 +91,6 @@ class Credentials(RevokedAccount):
     topic: str  # the one topic the reader may publish to
 
 
-def _size(limit: int | None, settings: Settings) -> int:
-    return page_size(limit, settings.api_page_default, settings.api_page_max)
-
-
 # ---------------------------------------------------------------- tokens
 
 
@@ -114,7 +109,7 @@ def create_token(body: TokenRequest, db: Db, principal: Regulator) -> IssuedToke
 def token_list(db: Db, _: Regulator, settings: SettingsDep, include_revoked: bool = False, limit: Limit = None,
                cursor: Cursor = None) -> Page[tokens.TokenRecord]:
     """API tokens (never their secrets), by token id."""
-    size = _size(limit, settings)
+    size = page_size(limit, settings)
     found = tokens.list_tokens(db, include_revoked=include_revoked, after=cursor_value(cursor, str), limit=size + 1)
     return page_of(found, size, lambda t: [t.token_id])
 
@@ -150,7 +145,7 @@ def device_list(db: Db, _: Regulator, settings: SettingsDep, market_id: Identifi
                 include_revoked: bool = False, limit: Limit = None,
                 cursor: Cursor = None) -> Page[devices.AccountRecord]:
     """Registered readers and their credential state (never a password or hash), by device id."""
-    size = _size(limit, settings)
+    size = page_size(limit, settings)
     found = devices.list_accounts(db, markets=[market_id] if market_id else None, include_revoked=include_revoked,
                                   after=cursor_value(cursor, str), limit=size + 1)
     return page_of(found, size, lambda a: [a.username])
@@ -186,7 +181,7 @@ def audit(db: Db, _: Regulator, settings: SettingsDep,
           target: Annotated[str | None, Query(max_length=300, pattern=PLAIN_TEXT)] = None, limit: Limit = None,
           cursor: Cursor = None) -> Page[AuditEntry]:
     """The append-only audit log of every write, newest first."""
-    size = _size(limit, settings)
+    size = page_size(limit, settings)
     found = list_audit(db, actor=actor, action=action, target=target, before_id=cursor_value(cursor, int),
                        limit=size + 1)
     return page_of(found, size, lambda e: [e.id])

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from api.certificate_models import (
@@ -18,7 +16,6 @@ from api.certificate_models import (
     QueuedMany,
     TraceOut,
     Verification,
-    errors,
 )
 from api.chain_scope import (
     child_markets,
@@ -31,17 +28,21 @@ from api.chain_scope import (
 )
 from api.deps import ClockDep, CurrentPrincipal, Db, Principal, ProducerDep, SettingsDep, require_role
 from api.errors import ApiError
-from api.pagination import Page, decode_cursor, encode_cursor
-from api.queries import chain as q
+from api.pagination import Page, decode_cursor, page_of, page_size
 from domain.chain import canonical_json, canonical_record
 from domain.chain_events import RapidTest
 from domain.epcis import epcis_document
 from domain.fsma import fsma_csv
+from ingest.kafka_send import Outgoing, send_all
 from schemas.certificate import CertificateRecord, Kind, Route, Submitter, SubmitterRole
 from schemas.deadletter import deadletter_value
+from schemas.errors import KafkaFailure
 from schemas.settings import Settings
-from storage import chain_reads
+from storage import chain_reads, chain_trace
 from storage.audit import record_audit_many
+
+if TYPE_CHECKING:  # the type only: the API sends through ingest/kafka_send.py
+    from kafka import KafkaProducer
 
 router = APIRouter(tags=["certificates"])
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _not_found(number: str) -> ApiError:
 
 
 def _start(db: Db, number: str, principal: Principal) -> dict[str, Any]:
-    found = q.record(db, number)
+    found = chain_reads.record(db, number)
     if found is None or not visible(principal, found["market_id"], found["holder_id"]):
         raise _not_found(number)
     return found
@@ -124,9 +125,10 @@ def _refused(producer: KafkaProducer, settings: Settings, body: Any, principal: 
         raw = json.dumps(body, separators=(",", ":")).encode()
     reason = f"{exc.message} (from {principal.role} {principal.name!r})"
     try:
-        producer.send(settings.topic_deadletter, key=SUBMIT_ROUTE.encode(),
-                      value=deadletter_value("http", SUBMIT_ROUTE, raw, exc.code, reason)).get(timeout=10)
-    except KafkaError as err:
+        send_all(producer, [Outgoing(settings.topic_deadletter, SUBMIT_ROUTE.encode(),
+                                     deadletter_value("http", SUBMIT_ROUTE, raw, exc.code, reason))],
+                 doing="recording a refused submission")
+    except KafkaFailure as err:
         log.warning("could not record the refused submission as a dead letter: %s", err)
 
 
@@ -135,8 +137,7 @@ def _audited(rec: CertificateRecord) -> dict[str, Any]:
             "market_id": rec.location.market_id, "parents": [p.certificate_no for p in rec.parents]}
 
 
-@router.post("/v1/certificates", status_code=202, response_model=Queued | QueuedMany,
-             responses=errors(403, 422, 503))
+@router.post("/v1/certificates", status_code=202, response_model=Queued | QueuedMany)
 def submit_certificates(
     body: Annotated[Any, Body(description="one rt.certificate/1 record, a list of them, or {\"records\": [...]}")],
     principal: CurrentPrincipal,
@@ -160,13 +161,11 @@ def submit_certificates(
     record_audit_many(db, principal.name, [("certificate.submit", f"certificate:{r.certificate_no}", _audited(r))
                                            for r in records])
     try:
-        futures = [producer.send(settings.topic_certificates, key=rec.certificate_no.encode(),
-                                 value=canonical_json(canonical_record(rec)), headers=headers) for rec in records]
-        producer.flush(timeout=10)
-        for future in futures:
-            future.get(timeout=10)
-    except KafkaError as exc:
-        raise ApiError(503, "unavailable", f"could not queue the records: {exc}") from None
+        send_all(producer, [Outgoing(settings.topic_certificates, rec.certificate_no.encode(),
+                                     canonical_json(canonical_record(rec)), headers) for rec in records],
+                 doing="queueing certificate records")
+    except KafkaFailure as exc:
+        raise ApiError(503, "unavailable", f"could not queue the records: {exc.__cause__ or exc}") from None
     db.commit()
     items = [{"certificate_no": r.certificate_no, "location": f"/v1/certificates/{r.certificate_no}"}
              for r in records]
@@ -179,7 +178,7 @@ def submit_certificates(
 # --- reading ----------------------------------------------------------------------
 
 
-@router.get("/v1/certificates", response_model=Page[HeldRecord], responses=errors(400, 403))
+@router.get("/v1/certificates", response_model=Page[HeldRecord])
 def list_certificates(
     db: Db, settings: SettingsDep, clock: ClockDep, _: Regulator,
     state: Annotated[Literal["held"], Query(description="held: records waiting for a parent (or the record "
@@ -188,7 +187,7 @@ def list_certificates(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[HeldRecord]:
     """Held records, oldest first, with their age and what they wait for (regulators)."""
-    size = min(limit or settings.api_page_default, settings.api_page_max)
+    size = page_size(limit, settings)
     after = None
     if cursor:
         at, no = decode_cursor(cursor, 2)
@@ -197,17 +196,15 @@ def list_certificates(
         after = (at, no)
     found = chain_reads.held_records(db, after, size + 1)
     now = clock()
-    items = [HeldRecord(**{**h, "age_s": round((now - h["held_at"]).total_seconds(), 3)}) for h in found[:size]]
-    last = found[size - 1] if len(found) > size else None
-    return Page(items=items, next_cursor=encode_cursor([last["held_at"].isoformat(), last["certificate_no"]])
-                if last else None)
+    return page_of(found, size, lambda h: [h["held_at"].isoformat(), h["certificate_no"]],
+                   lambda h: HeldRecord(**{**h, "age_s": round((now - h["held_at"]).total_seconds(), 3)}))
 
 
-@router.get("/v1/certificates/{number}", response_model=CertificateDetail, responses=errors(404))
+@router.get("/v1/certificates/{number}", response_model=CertificateDetail)
 def get_certificate(number: Number, db: Db, principal: CurrentPrincipal) -> dict[str, Any]:
     """One record with its digest (or, while its parents have not arrived, what it waits for). Children and the
     correction outside the caller's scope are counted (``children_outside_scope``, ``superseded``), not named."""
-    found = q.record(db, number, child_markets(principal)) or q.held(db, number)
+    found = chain_reads.record(db, number, child_markets(principal)) or chain_reads.held(db, number)
     if found is None or not visible(principal, found["market_id"], found["holder_id"]):
         raise _not_found(number)
     if found["status"] == "accepted":
@@ -218,28 +215,28 @@ def get_certificate(number: Number, db: Db, principal: CurrentPrincipal) -> dict
     return {k: v for k, v in found.items() if k not in hidden}
 
 
-@router.get("/v1/certificates/{number}/trace", response_model=TraceOut, responses=errors(403, 404))
+@router.get("/v1/certificates/{number}/trace", response_model=TraceOut)
 def trace_certificate(
     number: Number, db: Db, principal: ChainReader,
     direction: Literal["up", "down", "both"] = "both", max_depth: Depth = DEFAULT_DEPTH,
 ) -> dict[str, Any]:
     """The chain around a record as nodes (holder, location, quantity, time) and edges (quantity moved)."""
     _start(db, number, principal)
-    found = q.trace(db, number, direction, max_depth, NODE_LIMIT)
+    found = chain_trace.trace(db, number, direction, max_depth, NODE_LIMIT)
     return {"certificate_no": number, "direction": direction, "max_depth": max_depth,
             **graph(scoped(found.nodes, principal, found.edges), found.edges), "truncated": found.truncated}
 
 
-@router.get("/v1/certificates/{number}/verify", response_model=Verification, responses=errors(403, 404))
+@router.get("/v1/certificates/{number}/verify", response_model=Verification)
 def verify_certificate(number: Number, db: Db, principal: ChainReader,
                        max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """Recompute every digest up the chain; name the first (most upstream) record that no longer matches
     (a record outside the caller's scope is reported without its number)."""
     _start(db, number, principal)
-    result = q.verify(db, number, max_depth)
+    result = chain_trace.verify(db, number, max_depth)
     if principal.role == "regulator" or result["ok"]:
         return result
-    up = q.trace(db, number, "up", max_depth, NODE_LIMIT)
+    up = chain_trace.trace(db, number, "up", max_depth, NODE_LIMIT)
     seen = scoped(up.nodes, principal, up.edges)
     result["alterations"] = [a if a["certificate_no"] in seen else
                              {"certificate_no": None, "hops": a["hops"], "problem": "a record outside your scope "
@@ -251,16 +248,16 @@ def verify_certificate(number: Number, db: Db, principal: ChainReader,
 def _export_chain(db: Db, number: str, principal: Principal, max_depth: int
                   ) -> tuple[dict[str, CertificateRecord], list[RapidTest]]:
     _start(db, number, principal)
-    found = q.trace(db, number, "both", max_depth, NODE_LIMIT)
+    found = chain_trace.trace(db, number, "both", max_depth, NODE_LIMIT)
     nodes = scoped(found.nodes, principal, found.edges)
     # name no input lot the caller may not see (another holder's lot merged in, another market's lot)
-    records = scoped_records(q.chain_records(db, nodes), principal, set(nodes))
+    records = scoped_records(chain_reads.chain_records(db, nodes), principal, set(nodes))
     lot_codes = sorted({r.lot_code for r in records.values() if r.lot_code})
-    return records, q.rapid_tests(db, sorted(records), lot_codes, markets=principal.market_filter())
+    return records, chain_reads.rapid_tests(db, sorted(records), lot_codes, markets=principal.market_filter())
 
 
 @router.get("/v1/certificates/{number}/epcis", responses={
-    200: {"content": {"application/ld+json": {}}, "description": "an EPCIS 2.0 JSON-LD document"}, **errors(403, 404)})
+    200: {"content": {"application/ld+json": {}}, "description": "an EPCIS 2.0 JSON-LD document"}})
 def certificate_epcis(number: Number, db: Db, principal: ChainReader, clock: ClockDep,
                       max_depth: Depth = DEFAULT_DEPTH) -> Response:
     """The chain (up and down) and its rapid tests as a GS1 EPCIS 2.0 JSON-LD document."""
@@ -270,7 +267,7 @@ def certificate_epcis(number: Number, db: Db, principal: ChainReader, clock: Clo
 
 
 @router.get("/v1/certificates/{number}/fsma.csv", responses={
-    200: {"content": {"text/csv": {}}, "description": "FSMA 204 columns, one row per event"}, **errors(403, 404)})
+    200: {"content": {"text/csv": {}}, "description": "FSMA 204 columns, one row per event"}})
 def certificate_fsma(number: Number, db: Db, principal: ChainReader, max_depth: Depth = DEFAULT_DEPTH) -> Response:
     """The chain as an FSMA 204 sortable spreadsheet (CSV), one row per event."""
     records, _ = _export_chain(db, number, principal, max_depth)

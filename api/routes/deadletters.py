@@ -37,7 +37,7 @@ def deadletters(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[DeadLetterOut]:
     """Dead letters with their reasons, newest first."""
-    size = page_size(limit, settings.api_page_default, settings.api_page_max)
+    size = page_size(limit, settings)
     found = list_deadletters(db, code=code, source=source, before_id=cursor_value(cursor, int), limit=size + 1)
     page = page_of(found, size, lambda d: [d.id])
     return Page(items=[DeadLetterOut(**d.as_dict()) for d in page.items], next_cursor=page.next_cursor)

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from api.deps import Db, Principal, SettingsDep, require_role
-from api.pagination import Page, decode_cursor, encode_cursor
-from api.queries.devices import DeviceFilter, list_devices
-from api.routes.strip_lots import ERRORS, QualityFigures
+from api.pagination import Page, decode_cursor, page_of, page_size
+from api.routes.strip_lots import QualityFigures
 from schemas.common import Identifier
+from storage.device_reads import DeviceFilter, list_devices
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
@@ -32,7 +32,7 @@ class Device(QualityFigures):
     verdict_mismatch: int
 
 
-@router.get("", response_model=Page[Device], responses=ERRORS)
+@router.get("", response_model=Page[Device])
 def devices(
     db: Db,
     principal: Staff,
@@ -44,11 +44,10 @@ def devices(
 ) -> Page[Device]:
     """Devices the flagger has seen, by id: tests by server verdict, invalid rate, false positives
     (lab-negative releases), confirmed positives, false-positive rate, last seen."""
-    size = min(limit or settings.api_page_default, settings.api_page_max)
+    size = page_size(limit, settings)
     if market_id is not None and not principal.sees_market(market_id):
         return Page(items=[])
     after = str(decode_cursor(cursor, 1)[0]) if cursor else None
     f = DeviceFilter(principal.market_filter(), market_id, station_id)
     rows = list_devices(db, f, size + 1, after)
-    next_cursor = encode_cursor([rows[size - 1]["device_id"]]) if len(rows) > size else None
-    return Page(items=[Device(**r) for r in rows[:size]], next_cursor=next_cursor)
+    return page_of(rows, size, lambda r: [r["device_id"]], lambda r: Device(**r))

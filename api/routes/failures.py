@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ClockDep, Database, Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
 from api.events import FeedOptions, parse_last_event_id, stream
-from api.pagination import Page, decode_time_cursor, encode_time_cursor
+from api.failure_models import FailureDetail, FailureOut
+from api.pagination import Page, decode_time_cursor, page_of, page_size, time_key
 from domain import workflow
 from domain.failures import deadlines_from
 from schemas.common import AwareDatetime, Identifier
@@ -31,7 +32,7 @@ Kinds = Annotated[list[workflow.Kind] | None, Query(description="failure kinds (
 States = Annotated[list[workflow.State] | None, Query(description="workflow states (repeatable)")]
 
 
-@router.get("", response_model=Page[dict[str, Any]])
+@router.get("", response_model=Page[FailureOut])
 def failures(
     db: Db,
     principal: Staff,
@@ -52,11 +53,11 @@ def failures(
     until: Annotated[AwareDatetime | None, Query(description="raised_at < until (RFC 3339)")] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> Page[dict[str, Any]]:
+) -> Page[FailureOut]:
     """Failures filtered by market, station, device, analyte, commodity, kind, state, outcome, overdue and time."""
-    size = min(limit or settings.api_page_default, settings.api_page_max)
+    size = page_size(limit, settings)
     if market_id is not None and not principal.sees_market(market_id):
-        return Page(items=[])
+        return Page[FailureOut](items=[])
     f = q.FailureFilter(
         markets=principal.market_filter(),
         market_id=market_id,
@@ -77,11 +78,7 @@ def failures(
     now = clock()
     for row in rows:
         row["overdue"] = row["closed_at"] is None and row["due_at"] is not None and row["due_at"] < now
-    next_cursor = None
-    if len(rows) > size:
-        rows = rows[:size]
-        next_cursor = encode_time_cursor(rows[-1]["raised_at"], rows[-1]["failure_id"])
-    return Page(items=rows, next_cursor=next_cursor)
+    return page_of(rows, size, lambda r: time_key(r["raised_at"], r["failure_id"]), lambda r: FailureOut(**r))
 
 
 @router.get("/stream", response_class=StreamingResponse)
@@ -116,7 +113,7 @@ def _found(db: Db, failure_id: UUID, principal: Principal, lock: bool = False) -
 def _detail(
     db: Db, found: dict[str, Any], principal: Principal, now: datetime, deadlines: workflow.Deadlines,
     history: list[dict[str, Any]],
-) -> dict[str, Any]:
+) -> FailureDetail:
     """The failure's page: its reading, both verdicts, thresholds, newest readings, history (read once)."""
     events = q.events_of(history)
     kind = workflow.Kind(found["kind"])
@@ -126,7 +123,7 @@ def _detail(
         reading = get_reading_at(db, found["reading_id"], found["measured_at"])
         verdict = q.verdict_at(db, found["reading_id"], found["measured_at"])
     role = principal.role if principal.role in workflow.ROLES else "none"
-    return {
+    return FailureDetail(**{
         **found,
         "overdue": workflow.is_overdue(status, now, deadlines, found["wholesale"]) if found["due_at"] else False,
         "objection_deadline": workflow.objection_deadline(status, deadlines),
@@ -136,11 +133,11 @@ def _detail(
         "thresholds_used": (verdict or {}).get("thresholds") or found["details"].get("thresholds"),
         "readings": q.newest_readings(db, found["failure_id"]),
         "history": history,
-    }
+    })
 
 
-@router.get("/{failure_id}")
-def failure(failure_id: UUID, db: Db, principal: Staff, clock: ClockDep, settings: SettingsDep) -> dict[str, Any]:
+@router.get("/{failure_id}", response_model=FailureDetail)
+def failure(failure_id: UUID, db: Db, principal: Staff, clock: ClockDep, settings: SettingsDep) -> FailureDetail:
     """One failure with its reading, both verdicts, the thresholds used, for a per-cause failure its count,
     first and last seen and newest readings, its history and certificate number."""
     found = _found(db, failure_id, principal)
@@ -182,7 +179,7 @@ def _retest(
     return replace(event, to_state=target, evidence=evidence)
 
 
-@router.post("/{failure_id}/actions")
+@router.post("/{failure_id}/actions", response_model=FailureDetail)
 def act(
     failure_id: UUID,
     body: ActionRequest,
@@ -190,7 +187,7 @@ def act(
     clock: ClockDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Depends(require_role("operator", "regulator"))],
-) -> dict[str, Any]:
+) -> FailureDetail:
     """Move a failure through its workflow; 409 names the actions allowed now."""
     found = _found(db, failure_id, principal, lock=True)
     now = clock()

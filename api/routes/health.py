@@ -8,19 +8,41 @@ down or a consumer found its Kafka log started over in the last ``RT_KAFKA_RESET
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from api.deps import Database, SettingsDep, get_principal
 from api.metrics import metrics_registry
 from schemas.common import rfc3339
 from schemas.settings import Settings
 from storage.kafka_resets import recent_resets
+from storage.migrate import schema_state
 
 router = APIRouter(tags=["health"])
+
+
+class DependencyState(BaseModel):
+    """One dependency: its state and, by state, what else is known (fields not known stay out)."""
+
+    state: Literal["up", "down", "not_configured", "unknown", "reset"]
+    error: str | None = None
+    schema_version: int | None = Field(None, description="database: the newest migration applied")
+    timescaledb: str | None = Field(None, description="database: the extension's version, null without it")
+    bootstrap: str | None = Field(None, description="kafka: the servers")
+    resets: int | None = Field(None, description="kafka_log: log restarts seen in the alert window")
+    last_reset_at: str | None = None
+    topics: list[str] | None = None
+    readings_maybe_lost: int | None = None
+    message: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    dependencies: dict[str, DependencyState] = Field(description="database, kafka, and kafka_log with the database up")
 
 
 def _database_state(database: Database) -> dict[str, Any]:
@@ -29,12 +51,8 @@ def _database_state(database: Database) -> dict[str, Any]:
     except Exception as exc:
         return {"state": "down", "error": getattr(exc, "message", str(exc))}
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT max(version) FROM schema_migrations")
-            row = cur.fetchone()
-            cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
-            ts = cur.fetchone()
-        return {"state": "up", "schema_version": row[0] if row else None, "timescaledb": ts[0] if ts else None}
+        version, timescaledb = schema_state(conn)
+        return {"state": "up", "schema_version": version, "timescaledb": timescaledb}
     except Exception as exc:
         return {"state": "down", "error": str(exc).strip()[:200]}
     finally:
@@ -81,7 +99,8 @@ def _kafka_state(settings: Settings) -> dict[str, Any]:
     return {"state": "down", "error": "; ".join(errors)}
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health,
+            responses={503: {"model": Health, "description": "a dependency is down (the same body)"}})
 def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
     """Liveness and each dependency's state; 503 (same body) when degraded. No token needed."""
     database = request.app.state.database
@@ -89,8 +108,9 @@ def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
     if deps["database"]["state"] == "up":
         deps["kafka_log"] = _kafka_log_state(database, settings)
     ok = all(d["state"] in {"up", "not_configured", "unknown"} for d in deps.values())
-    return JSONResponse({"status": "ok" if ok else "degraded", "dependencies": deps},
-                        status_code=200 if ok else 503)
+    health = Health(status="ok" if ok else "degraded",
+                    dependencies={name: DependencyState(**state) for name, state in deps.items()})
+    return JSONResponse(health.model_dump(mode="json", exclude_unset=True), status_code=200 if ok else 503)
 
 
 @router.get("/metrics", response_class=Response)

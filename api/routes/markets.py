@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from api.deps import Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
-from api.errors import ErrorBody as ErrorResponse
-from api.pagination import Page, decode_cursor, encode_cursor
+from api.pagination import Page, decode_cursor, page_of, page_size
 from domain.registry_rules import (
     DEFAULT_TIME_ZONE,
     WEEKDAYS,
@@ -37,10 +36,6 @@ PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 RegionCode = Annotated[str, Field(pattern=r"^[0-9]{12}$", description="12 digits: 6 county, 3 town, 3 village")]
 
 
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
-    return {s: {"model": ErrorResponse} for s in statuses}
 
 
 class MarketIn(BaseModel):
@@ -176,10 +171,6 @@ def _not_found(market_id: str) -> ApiError:
     return ApiError(404, "not_found", f"no registered market {market_id}")
 
 
-def _size(limit: int | None, settings: SettingsDep) -> int:
-    return min(limit or settings.api_page_default, settings.api_page_max)
-
-
 def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
@@ -193,22 +184,21 @@ Limit = Annotated[int | None, Query(ge=1)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 
 
-@router.get("/v1/markets", response_model=Page[MarketOut], responses=_errors(400, 401, 403, 422))
+@router.get("/v1/markets", response_model=Page[MarketOut])
 def market_list(db: Db, principal: Staff, settings: SettingsDep, kind: MarketKind | None = None,
                 region: Annotated[str | None, Query(pattern=r"^[0-9]{1,12}$",
                                                     description="a region code prefix (county, town)")] = None,
                 limit: Limit = None, cursor: Cursor = None) -> Page[MarketOut]:
     """Registered markets by id (an operator sees its own)."""
-    size = _size(limit, settings)
+    size = page_size(limit, settings)
     found = registry.list_markets(db, limit=size + 1, after=_after(cursor), kind=kind, region_prefix=region,
                                   markets=principal.market_filter())
-    next_cursor = encode_cursor([found[size - 1].market_id]) if len(found) > size else None
-    found = found[:size]
-    names = _names(db, found)
-    return Page(items=[_market_out(m, names) for m in found], next_cursor=next_cursor)
+    page = page_of(found, size, lambda m: [m.market_id])
+    names = _names(db, page.items)
+    return Page(items=[_market_out(m, names) for m in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/v1/markets/{market_id}", response_model=MarketOut, responses=_errors(401, 403, 404, 422))
+@router.get("/v1/markets/{market_id}", response_model=MarketOut)
 def market_get(market_id: Identifier, db: Db, principal: Staff) -> MarketOut:
     """One market with its stations and working hours."""
     m = registry.get_market(db, market_id) if principal.sees_market(market_id) else None
@@ -217,8 +207,7 @@ def market_get(market_id: Identifier, db: Db, principal: Staff) -> MarketOut:
     return _market_out(m, _names(db, [m]), registry.list_stations(db, market_id))
 
 
-@router.put("/v1/markets/{market_id}", response_model=MarketOut, responses={201: {"model": MarketOut},
-                                                                            **_errors(401, 403, 422)})
+@router.put("/v1/markets/{market_id}", response_model=MarketOut, responses={201: {"model": MarketOut}})
 def market_put(market_id: Identifier, body: MarketIn, db: Db, principal: Regulator, response: Response) -> MarketOut:
     """Register a market or replace its entry (201 when new)."""
     m = registry.Market(market_id=market_id, name_zh=body.name_zh, name_en=body.name_en, kind=body.kind,
@@ -231,7 +220,7 @@ def market_put(market_id: Identifier, body: MarketIn, db: Db, principal: Regulat
     return _market_out(saved, _names(db, [saved]), registry.list_stations(db, market_id))
 
 
-@router.delete("/v1/markets/{market_id}", status_code=204, responses=_errors(401, 403, 404, 422))
+@router.delete("/v1/markets/{market_id}", status_code=204)
 def market_delete(market_id: Identifier, db: Db, principal: Regulator) -> Response:
     """Remove a market and its stations; its readings stay, listed as unregistered."""
     if not registry.delete_market(db, market_id):
@@ -242,7 +231,7 @@ def market_delete(market_id: Identifier, db: Db, principal: Regulator) -> Respon
 
 
 @router.put("/v1/markets/{market_id}/stations/{station_id}", response_model=StationOut,
-            responses={201: {"model": StationOut}, **_errors(401, 403, 404, 422)})
+            responses={201: {"model": StationOut}})
 def station_put(market_id: Identifier, station_id: Identifier, body: StationIn, db: Db, principal: Regulator,
                 response: Response) -> StationOut:
     """Add a station to a registered market or replace it (201 when new)."""
@@ -257,8 +246,7 @@ def station_put(market_id: Identifier, station_id: Identifier, body: StationIn, 
     return _station_out(saved)
 
 
-@router.delete("/v1/markets/{market_id}/stations/{station_id}", status_code=204,
-               responses=_errors(401, 403, 404, 422))
+@router.delete("/v1/markets/{market_id}/stations/{station_id}", status_code=204)
 def station_delete(market_id: Identifier, station_id: Identifier, db: Db, principal: Regulator) -> Response:
     """Remove a station."""
     if not registry.delete_station(db, market_id, station_id):
@@ -268,18 +256,16 @@ def station_delete(market_id: Identifier, station_id: Identifier, db: Db, princi
     return Response(status_code=204)
 
 
-@router.get("/v1/registry/unregistered-markets", response_model=Page[UnregisteredOut],
-            responses=_errors(400, 401, 403, 422))
+@router.get("/v1/registry/unregistered-markets", response_model=Page[UnregisteredOut])
 def unregistered(db: Db, _: Regulator, settings: SettingsDep, limit: Limit = None,
                  cursor: Cursor = None) -> Page[UnregisteredOut]:
     """Markets that readers report and the registry does not know: their readings are stored all the same."""
-    size = _size(limit, settings)
+    size = page_size(limit, settings)
     found = registry.unregistered_markets(db, limit=size + 1, after=_after(cursor))
-    next_cursor = encode_cursor([found[size - 1].market_id]) if len(found) > size else None
-    return Page(items=[UnregisteredOut(**vars(u)) for u in found[:size]], next_cursor=next_cursor)
+    return page_of(found, size, lambda u: [u.market_id], lambda u: UnregisteredOut(**vars(u)))
 
 
-@router.get("/v1/registry/regions", response_model=list[RegionOut], responses=_errors(401, 403, 422))
+@router.get("/v1/registry/regions", response_model=list[RegionOut])
 def region_list(db: Db, _: Staff, prefix: Annotated[str, Query(pattern=r"^[0-9]{0,12}$")] = "",
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[RegionOut]:
     """Region names (county, towns, villages) by code."""
@@ -287,7 +273,7 @@ def region_list(db: Db, _: Staff, prefix: Annotated[str, Query(pattern=r"^[0-9]{
             for r in registry.list_regions(db, prefix, limit)]
 
 
-@router.put("/v1/registry/regions", response_model=list[RegionOut], responses=_errors(401, 403, 422))
+@router.put("/v1/registry/regions", response_model=list[RegionOut])
 def region_put(body: Annotated[list[RegionIn], Field(min_length=1, max_length=10_000)], db: Db,
                principal: Regulator) -> list[RegionOut]:
     """Add or rename regions (county, town or village by the shape of the code)."""

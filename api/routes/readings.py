@@ -12,8 +12,7 @@ from pydantic import BaseModel
 
 from api.deps import CurrentPrincipal, Db, SettingsDep
 from api.errors import ApiError
-from api.pagination import Page, decode_time_cursor, encode_time_cursor
-from api.routes.strip_lots import ERRORS, ErrorResponse
+from api.pagination import Page, decode_time_cursor, page_of, page_size, time_key
 from schemas.common import AwareDatetime, Identifier
 from schemas.reading import Verdict
 from storage.readings import ReadingFilter, get_reading, list_readings
@@ -63,7 +62,7 @@ class ReadingDetail(ReadingOut):
     raw: dict[str, Any] | None = None
 
 
-@router.get("", response_model=Page[ReadingOut], response_model_exclude_none=False, responses=ERRORS)
+@router.get("", response_model=Page[ReadingOut], response_model_exclude_none=False)
 def readings(
     db: Db,
     principal: CurrentPrincipal,
@@ -90,7 +89,7 @@ def readings(
     if result is not None and device_result is not None and result != device_result:
         raise ApiError(422, "invalid_request", "result is an alias of device_result: give one, or the same value")
     device = device_result or result
-    size = min(limit or settings.api_page_default, settings.api_page_max)
+    size = page_size(limit, settings)
     if market_id is not None and not principal.sees_market(market_id):
         return Page(items=[])
     f = ReadingFilter(
@@ -99,16 +98,10 @@ def readings(
         server_result=verdict.value if verdict else None, since=since, until=until,
     )
     rows = list_readings(db, f, size + 1, decode_time_cursor(cursor), include_raw)
-    next_cursor = None
-    if len(rows) > size:
-        rows = rows[:size]
-        last = rows[-1]
-        next_cursor = encode_time_cursor(last["measured_at"], last["reading_id"])
-    return Page(items=[ReadingOut(**r) for r in rows], next_cursor=next_cursor)
+    return page_of(rows, size, lambda r: time_key(r["measured_at"], r["reading_id"]), lambda r: ReadingOut(**r))
 
 
-@router.get("/{reading_id}", response_model=ReadingDetail,
-            responses={**ERRORS, 404: {"model": ErrorResponse, "description": "no such reading in your markets"}})
+@router.get("/{reading_id}", response_model=ReadingDetail)
 def reading(reading_id: UUID, db: Db, principal: CurrentPrincipal) -> ReadingDetail:
     """One reading with its raw payload as published, both verdicts and the thresholds it was judged by
     (found through ``reading_ids``: one chunk on TimescaleDB)."""

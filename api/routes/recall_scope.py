@@ -9,13 +9,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from api.certificate_models import FailureRecallScope, RecallScope, errors
+from api.certificate_models import FailureRecallScope, RecallScope
 from api.chain_scope import graph, node, scoped
 from api.deps import Db, Principal, require_role
 from api.errors import ApiError
-from api.queries import chain as q
 from domain.chain_events import RapidTest
 from schemas.certificate import UNIT_BASE, Unit
+from storage import chain_reads
+from storage.chain_trace import recall_scope
 
 router = APIRouter(tags=["certificates"])
 
@@ -46,9 +47,9 @@ def recall(db: Db, sample: dict[str, Any], principal: Principal, max_depth: int)
     """The recall scope of ``sample``, every node scoped as the trace endpoints scope them."""
     if not principal.sees_market(sample["market_id"]):
         raise ApiError(404, "not_found", "no such sample")
-    found = q.start_certificates(db, sample["certificate_no"], sample["lot_code"], sample["market_id"])
-    starts = sorted(scoped(q.nodes(db, found), principal))
-    scope = q.recall_scope(db, starts, max_depth, NODE_LIMIT, principal.market_filter())
+    found = chain_reads.start_certificates(db, sample["certificate_no"], sample["lot_code"], sample["market_id"])
+    starts = sorted(scoped(chain_reads.nodes(db, found), principal))
+    scope = recall_scope(db, starts, max_depth, NODE_LIMIT, principal.market_filter())
     up = scoped(scope["up"]["nodes"], principal)
     down = scoped(scope["down"]["nodes"], principal)
     seen = set(down)
@@ -79,21 +80,20 @@ def recall(db: Db, sample: dict[str, Any], principal: Principal, max_depth: int)
     }
 
 
-@router.get("/v1/readings/{reading_id}/recall-scope", response_model=RecallScope, responses=errors(403, 404))
+@router.get("/v1/readings/{reading_id}/recall-scope", response_model=RecallScope)
 def reading_recall_scope(reading_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """From a sample's certificate (or lot code): up to the origin lots, then every lot, holder and stall
     downstream of them, with the rapid tests already run on each."""
-    sample = q.reading_sample(db, reading_id, principal.market_filter())
+    sample = chain_reads.reading_sample(db, reading_id, principal.market_filter())
     if sample is None:
         raise ApiError(404, "not_found", f"no reading {reading_id}")
     return recall(db, sample, principal, max_depth)
 
 
-@router.get("/v1/failures/{failure_id}/recall-scope", response_model=FailureRecallScope,
-            responses=errors(403, 404))
+@router.get("/v1/failures/{failure_id}/recall-scope", response_model=FailureRecallScope)
 def failure_recall_scope(failure_id: UUID, db: Db, principal: Reader, max_depth: Depth = MAX_DEPTH) -> dict[str, Any]:
     """The recall scope of a failure's sample (see the reading's recall scope)."""
-    sample = q.failure_sample(db, failure_id, principal.market_filter())
+    sample = chain_reads.failure_sample(db, failure_id, principal.market_filter())
     if sample is None:
         raise ApiError(404, "not_found", f"no failure {failure_id}")
     return {"failure_id": str(failure_id), **recall(db, sample, principal, max_depth)}

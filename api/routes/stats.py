@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
 from api.deps import ClockDep, Db, Principal, require_role
 from api.errors import ApiError
-from api.pagination import Page, decode_cursor, encode_cursor
-from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
+from api.pagination import Page, decode_cursor, page_of
 from schemas.common import AwareDatetime, Identifier
+from storage.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 
 router = APIRouter(tags=["stats"])
 #: Market operators and regulators; producers only submit certificates (SPEC.md "Access").
@@ -43,6 +44,34 @@ def _zone(tz: str) -> str:
     return tz
 
 
+class FailuresByKind(BaseModel):
+    positive: int
+    suspicious: int
+    invalid: int
+    verdict_mismatch: int
+    cutoff_mismatch: int
+
+
+class PassRateRow(BaseModel):
+    """One (bucket, group): tests by verdict, 合格率, and the closure figures of its screen failures."""
+
+    bucket_start: datetime
+    group: str
+    group_name: str | None = Field(None, description="the region's name (group_by town or village only)")
+    tests: int
+    valid_tests: int = Field(description="tests less invalid strips")
+    negative: int
+    failures_by_kind: FailuresByKind
+    pass_rate: float | None = Field(description="negative / valid tests; null without valid tests")
+    screen_failures: int
+    false_positives: int
+    confirmed_positives: int
+    false_positive_rate: float | None
+    closed: int
+    closure_rate: float | None = Field(description="closed / screen failures (处置率)")
+    median_hours_to_close: float | None
+
+
 def _after(cursor: str | None) -> tuple[datetime, str] | None:
     if cursor is None:
         return None
@@ -53,7 +82,8 @@ def _after(cursor: str | None) -> tuple[datetime, str] | None:
         raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
 
 
-@router.get("/v1/stats/pass-rate", response_model=Page[dict[str, Any]])
+#: ``group_name`` is only in the rows of a town or village grouping: unset fields stay out of the JSON.
+@router.get("/v1/stats/pass-rate", response_model=Page[PassRateRow], response_model_exclude_unset=True)
 def pass_rate(
     db: Db,
     principal: Staff,
@@ -66,19 +96,15 @@ def pass_rate(
     market_id: Identifier | None = None,
     limit: Annotated[int | None, Query(ge=1, le=PAGE_MAX)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> Page[dict[str, Any]]:
+) -> Page[PassRateRow]:
     """Tests, failures by kind, pass rate, closure rate and median time to closure per group and bucket."""
     end = _hour_ceil(until or clock())
     start = _hour_floor(since or end - timedelta(days=7))
     if start >= end or end - start > MAX_RANGE:
         raise ApiError(422, "invalid_request", f"need since < until, at most {MAX_RANGE.days} days apart")
     if market_id is not None and not principal.sees_market(market_id):
-        return Page(items=[])
+        return Page[PassRateRow](items=[], next_cursor=None)
     query = StatsQuery(group_by, bucket, start, end, _zone(tz), principal.market_filter(), market_id)
     size = limit or PAGE_DEFAULT
     rows = pass_rate_rows(db, query, size + 1, _after(cursor))
-    next_cursor = None
-    if len(rows) > size:
-        rows = rows[:size]
-        next_cursor = encode_cursor([rows[-1]["bucket_start"].isoformat(), rows[-1]["group"]])
-    return Page(items=rows, next_cursor=next_cursor)
+    return page_of(rows, size, lambda r: [r["bucket_start"].isoformat(), r["group"]], lambda r: PassRateRow(**r))

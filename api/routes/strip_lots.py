@@ -11,10 +11,9 @@ from pydantic import BaseModel
 
 from api.deps import ClockDep, Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
-from api.errors import ErrorBody as ErrorResponse
-from api.pagination import Page, decode_cursor, encode_cursor
-from api.queries.devices import StripLotFilter, list_strip_lots
+from api.pagination import Page, decode_cursor, page_of, page_size
 from schemas.common import AwareDatetime, Identifier
+from storage.stats import StripLotFilter, list_strip_lots
 
 router = APIRouter(prefix="/v1/strip-lots", tags=["devices"])
 Staff = Annotated[Principal, Depends(require_role("operator", "regulator"))]
@@ -23,12 +22,6 @@ MAX_RANGE = timedelta(days=800)
 
 
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorResponse, "description": "a cursor this API did not issue"},
-    401: {"model": ErrorResponse, "description": "no or bad bearer token"},
-    403: {"model": ErrorResponse, "description": "the role may not read this"},
-    422: {"model": ErrorResponse, "description": "invalid parameters"},
-}
 
 
 class QualityFigures(BaseModel):
@@ -49,7 +42,7 @@ class StripLot(QualityFigures):
     verdict_mismatch: int
 
 
-@router.get("", response_model=Page[StripLot], responses=ERRORS)
+@router.get("", response_model=Page[StripLot])
 def strip_lots(
     db: Db,
     principal: Staff,
@@ -68,7 +61,7 @@ def strip_lots(
     start = (since or end - timedelta(days=90)).astimezone(UTC)
     if start >= end or end - start > MAX_RANGE:
         raise ApiError(422, "invalid_request", f"need since < until, at most {MAX_RANGE.days} days apart")
-    size = min(limit or settings.api_page_default, settings.api_page_max)
+    size = page_size(limit, settings)
     if market_id is not None and not principal.sees_market(market_id):
         return Page(items=[])
     after = None
@@ -78,8 +71,7 @@ def strip_lots(
     # hourly buckets: a range is widened to whole hours (a bucket counts whole when it starts inside)
     f = StripLotFilter(_floor(start), _floor(end), principal.market_filter(), market_id, analyte)
     rows = list_strip_lots(db, f, size + 1, after)
-    next_cursor = encode_cursor([rows[size - 1]["analyte"], rows[size - 1]["strip_lot"]]) if len(rows) > size else None
-    return Page(items=[StripLot(**r) for r in rows[:size]], next_cursor=next_cursor)
+    return page_of(rows, size, lambda r: [r["analyte"], r["strip_lot"]], lambda r: StripLot(**r))
 
 
 def _floor(t: datetime) -> datetime:

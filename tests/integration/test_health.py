@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from api.app import create_app
+from ingest.kafka_admin import consumer_lag
 from storage.db import connect
 from storage.kafka_resets import recent_resets, record_reset
 
@@ -46,3 +49,24 @@ def test_metrics_take_a_token_only_when_asked_to(settings):
     with TestClient(create_app(s.with_overrides(metrics_require_token=True))) as client:
         assert client.get("/metrics").status_code == 401
         assert client.get("/healthz").status_code == 200
+
+
+def test_metrics_read_the_database_through_storage_and_consumer_lag_through_the_kafka_admin_adapter(settings):
+    servers = settings.kafka_bootstrap.split(",")
+    producer = KafkaProducer(bootstrap_servers=servers)
+    for value in (b"1", b"2", b"3"):
+        producer.send(settings.topic_readings, value, partition=0).get(timeout=10)
+    producer.close()
+    group = f"{settings.consumer_group_prefix}.lag-probe"
+    consumer = KafkaConsumer(bootstrap_servers=servers, group_id=group, enable_auto_commit=False)
+    partition = TopicPartition(settings.topic_readings, 0)
+    consumer.assign([partition])
+    consumer.commit({partition: OffsetAndMetadata(1, "", -1)})
+    consumer.close()
+    assert consumer_lag(settings.kafka_bootstrap, settings.consumer_group_prefix) == {
+        (group, settings.topic_readings): 2}
+    with TestClient(create_app(settings)) as client:  # after the group exists: the scrape figures are cached 5 s
+        text = client.get("/metrics").text
+    assert "rt_readings_stored 0.0" in text  # a fresh database: counted exactly (storage.metrics)
+    assert "# TYPE rt_deadletters_stored gauge" in text
+    assert f'rt_consumer_lag{{group="{group}",topic="{settings.topic_readings}"}} 2.0' in text

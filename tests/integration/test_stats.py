@@ -25,13 +25,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.deps import Principal
-from api.queries.stats import COUNTS
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
 from schemas.reading import Verdict
 from schemas.settings import Settings
 from simulators.faults import make_lines
 from storage.db import connect
+from storage.stats import COUNTS
 from tests.helpers import rows
 from tests.integration import test_failures as tf
 from tests.integration.test_failures import OPERATOR, REGULATOR, T0, Clock, payload, record, run_batch

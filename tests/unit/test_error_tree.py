@@ -10,6 +10,7 @@ from api.auth import TokenRequestError
 from api.errors import ApiError, answer_of
 from domain.device_acl import CredentialError
 from domain.judging import ThresholdError
+from domain.workflow import EvidenceMissing, RetestRefused, RoleRefused, TransitionRefused, WorkflowError
 from ingest.kafka_out import kafka_error
 from runtime.embedded import ComponentError
 from runtime.kafka_topics import TopicSetupError
@@ -19,12 +20,15 @@ from schemas.envelope import RecordError
 from simulators.publisher import PublisherError
 from storage.db import is_retriable, storage_error
 from storage.devices import DeviceExists
+from storage.thresholds import ThresholdVersionExists
 
 FOLDED = [
     (RecordError, errors.InvalidInput), (ThresholdError, errors.InvalidInput),
     (CredentialError, errors.InvalidInput), (TokenRequestError, errors.InvalidInput),
     (DeviceExists, errors.Conflict), (PublisherError, errors.MqttFailure), (ApiError, errors.RapidtraceError),
     (PortTakenError, errors.SetupError), (ComponentError, errors.SetupError), (TopicSetupError, errors.SetupError),
+    (ThresholdVersionExists, errors.Conflict), (WorkflowError, errors.Conflict), (TransitionRefused, WorkflowError),
+    (RoleRefused, errors.AccessDenied), (EvidenceMissing, errors.InvalidInput), (RetestRefused, errors.InvalidInput),
 ]
 
 
@@ -64,6 +68,8 @@ def test_the_api_answers_each_branch_with_its_status() -> None:
     assert answer_of(errors.StorageUnavailable("down")) == (503, "unavailable")
     assert answer_of(TokenRequestError("bad")) == (422, "invalid_request")
     assert answer_of(DeviceExists("R-1")) == (409, "conflict")
+    assert answer_of(RoleRefused("no")) == (403, "role_not_allowed")  # a workflow refusal keeps its own status
+    assert answer_of(EvidenceMissing("photo_ref")) == (422, "evidence_missing")
     assert answer_of(errors.AccessDenied("no")) == (403, "forbidden")
     assert answer_of(ApiError(404, "not_found", "none")) == (404, "not_found")
     assert answer_of(errors.StorageRefused("bad sql")) == (500, "internal_error")

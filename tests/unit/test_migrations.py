@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from api.queries.stats import COUNTS, KEY_COLUMN, GroupBy
 from schemas.settings import Settings
 from storage.migrate import MIGRATIONS_DIR, Migration, discover, render
+from storage.stats import COUNTS, KEY_COLUMN, GroupBy
 
 MIGRATIONS = discover()
 FILES = sorted(MIGRATIONS_DIR.glob("*.sql"))

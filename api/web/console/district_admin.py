@@ -70,7 +70,7 @@ async def add_threshold(request: Request, session: RegulatorSession, db: Db, clo
     except ApiError as exc:
         db.rollback()
         return _thresholds_page(request, session, db, error=exc.message, status=exc.status, form=fields)
-    return RedirectResponse(f"/console/district/thresholds?added={added['id']}", status_code=303)
+    return RedirectResponse(f"/console/district/thresholds?added={added.id}", status_code=303)
 
 
 @router.get("/deadletters")

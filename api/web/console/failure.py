@@ -56,7 +56,7 @@ def _page(request: Request, session: Any, detail: dict[str, Any], now: datetime,
 @router.get("/failures/{failure_id}")
 def failure_page(failure_id: UUID, request: Request, session: Session, db: Db, clock: ClockDep,
                  settings: SettingsDep) -> Response:
-    detail = failure_api.failure(failure_id, db, session.principal, clock, settings)
+    detail = failure_api.failure(failure_id, db, session.principal, clock, settings).model_dump()
     return _page(request, session, detail, clock())
 
 
@@ -78,7 +78,7 @@ async def failure_action(failure_id: UUID, request: Request, session: Session, d
         if exc.status == 404:
             raise
         db.rollback()
-        detail = failure_api.failure(failure_id, db, session.principal, clock, settings)
+        detail = failure_api.failure(failure_id, db, session.principal, clock, settings).model_dump()
         error = {"code": exc.code, "message": exc.message, "action": action}
         return _page(request, session, detail, clock(), error=error, status=exc.status,
                      submitted={"action": action, "note": note or "", **evidence})

@@ -1,4 +1,4 @@
-"""Localized labels of workflow values (kinds, states, actions, evidence fields) from the catalogues."""
+"""Localized labels of workflow values (kinds, states) from the catalogues."""
 
 from __future__ import annotations
 
@@ -12,11 +12,3 @@ def kind_labels(lang: str) -> dict[str, str]:
 
 def state_labels(lang: str) -> dict[str, str]:
     return {s.value: translate(lang, f"state.{s.value}") for s in workflow.State}
-
-
-def action_label(lang: str, action: str) -> str:
-    return translate(lang, f"action.{action}")
-
-
-def evidence_label(lang: str, name: str) -> str:
-    return translate(lang, f"evidence.{name}")

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import ClockDep, Db
-from api.queries import devices as device_q
-from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 from api.web.console.deps import Session, hour_ceil, local_midnight
 from api.web.console.labels import kind_labels, state_labels
 from api.web.templating import language_of, render
 from domain.anomaly import DeviceSeen, silent_devices
 from storage import console as console_q
+from storage import device_reads as device_q
 from storage import failures as failure_q
+from storage.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 
 router = APIRouter()
 LIVE_LIMIT = 100

@@ -19,14 +19,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from api.deps import ClockDep, Db, SettingsDep
 from api.errors import error_body
-from api.queries import chain
 from api.web.public import views
 from api.web.public.limits import AddressLimiter
 from api.web.public.pages import NO_STORE, STATIC_DIR, cache_headers, not_found, page
 from domain.registry_rules import DEFAULT_TIME_ZONE
 from schemas.common import ID_RE
 from schemas.settings import Settings
-from storage import registry
+from storage import chain_reads, registry
 
 router = APIRouter(tags=["public pages"], include_in_schema=False)
 
@@ -108,7 +107,7 @@ def certificate_page(certificate_no: str, request: Request, db: Db, refused: Lim
 def _qr(request: Request, settings: Settings, db: Db, certificate_no: str) -> segno.QRCode | None:
     if not ID_RE.fullmatch(certificate_no):
         return None
-    if chain.record(db, certificate_no) is None and chain.held(db, certificate_no) is None:
+    if chain_reads.record(db, certificate_no) is None and chain_reads.held(db, certificate_no) is None:
         return None
     base = (settings.public_base_url or str(request.base_url)).rstrip("/")
     return segno.make(f"{base}/c/{certificate_no}", error="m")

@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from api.queries import chain
 from api.web.public import present
 from schemas.certificate import CertificateRecord
-from storage import board, registry
+from storage import board, chain_reads, chain_trace, registry
 from storage.db import Connection
 
 BOARD_TESTS = 40
@@ -104,14 +103,14 @@ def _region_name(conn: Connection, code: str | None) -> str | None:
 
 def certificate_view(conn: Connection, number: str, zone: ZoneInfo) -> dict[str, Any] | None:
     """Everything the certificate page shows, or None for an unknown number."""
-    found = chain.record(conn, number) or chain.held(conn, number)
+    found = chain_reads.record(conn, number) or chain_reads.held(conn, number)
     if found is None:
         return None
     rec = CertificateRecord.model_validate(found["record"])
     accepted = found["status"] == "accepted"
-    nodes = chain.trace(conn, number, "up", CHAIN_DEPTH, CHAIN_NODES).nodes if accepted else {}
+    nodes = chain_trace.trace(conn, number, "up", CHAIN_DEPTH, CHAIN_NODES).nodes if accepted else {}
     origin_numbers = [no for no, n in nodes.items() if n["kind"] == "origin"] or [number]
-    origins = chain.chain_records(conn, origin_numbers) if accepted else {number: rec}
+    origins = chain_reads.chain_records(conn, origin_numbers) if accepted else {number: rec}
     producers = []
     for o in sorted(origins.values(), key=lambda r: r.certificate_no):
         code = o.origin.region_code if o.origin else None
@@ -119,10 +118,10 @@ def certificate_view(conn: Connection, number: str, zone: ZoneInfo) -> dict[str,
                           "place": (o.origin.place if o.origin else None) or ""})
     lots: list[str] = sorted({str(n["lot_code"]) for n in nodes.values() if n.get("lot_code")}
                              | ({rec.lot_code} if rec.lot_code else set()))
-    tests = chain.rapid_tests(conn, list(nodes) or [number], lots, limit=200) if accepted else []
+    tests = chain_reads.rapid_tests(conn, list(nodes) or [number], lots, limit=200) if accepted else []
     markets = {m.market_id: m.name_zh for m in registry.list_markets(
         conn, limit=len(tests) + 1, markets=sorted({t.market_id for t in tests if t.market_id}))} if tests else {}
-    verified = chain.verify(conn, number, CHAIN_DEPTH) if accepted else None
+    verified = chain_trace.verify(conn, number, CHAIN_DEPTH) if accepted else None
     return {
         "number": number,
         "product": rec.product.name,

@@ -1,7 +1,7 @@
-"""The certificate chain's queries as the API asks them: traces, verification, recall scope.
+"""The certificate chain as its readers ask for it: a trace, a verification, a recall scope.
 
 No SQL here: the statements live in :mod:`storage.chain_reads`; this module puts
-their answers together.
+their answers together (the digest and arrival rules come from :mod:`domain.chain`).
 """
 
 from __future__ import annotations
@@ -11,25 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from domain.chain import arrived_base, verify_nodes
-from storage.chain_reads import (
-    Direction,
-    chain_records,
-    edges,
-    failure_sample,
-    held,
-    nodes,
-    parent_holders,
-    rapid_tests,
-    reading_sample,
-    record,
-    start_certificates,
-    stored_nodes,
-    walk,
-)
+from storage.chain_reads import Direction, edges, nodes, parent_holders, rapid_tests, stored_nodes, walk
 from storage.db import Connection
-
-__all__ = ["Trace", "chain_records", "failure_sample", "held", "nodes", "rapid_tests", "reading_sample", "recall_scope",
-           "record", "start_certificates", "trace", "verify"]
 
 
 @dataclass(frozen=True)
