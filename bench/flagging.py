@@ -11,7 +11,7 @@ Each part works in its own scratch database on the server of ``--admin-dsn``
   markets are generated in SQL (``generate_series``) through the same
   migration, so the plain-PostgreSQL rollup trigger maintains the hourly
   relations as the flagger would; then the API's own query
-  (``api.queries.stats.pass_rate_rows``, group by market per day) is timed,
+  (``storage.stats.pass_rate_rows``, group by market per day) is timed,
   warm, and the same answer computed straight from the verdicts table is timed
   for comparison.
 * Flagger: realistic readings (DOMAIN.md §5 rates, with fault scenarios) are
@@ -39,7 +39,6 @@ from typing import Any
 import httpx
 from kafka.consumer.fetcher import ConsumerRecord
 
-from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 from bench.stack import BenchStack
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
@@ -52,6 +51,7 @@ from simulators.fleet import Fleet, FleetConfig
 from simulators.publisher import Publisher, encode, publish_fleet
 from storage.db import connect, create_database, drop_database
 from storage.migrate import migrate
+from storage.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 from storage.verdicts import insert_snapshots, snapshot_digest
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
