@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kafka.consumer.fetcher import ConsumerRecord
 
 from bench.stack import BenchStack
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
+from consumers.testing import TestRecord, record
 from ingest.route import Accepted, route
 from runtime.gc_tuning import tune_gc
 from runtime.ports import free_port
@@ -213,7 +213,7 @@ def _raw(conn: Any, q: StatsQuery) -> None:
         cur.fetchall()
 
 
-def readings(n: int, seed: int = 1) -> list[ConsumerRecord]:
+def readings(n: int, seed: int = 1) -> list[TestRecord]:
     """``n`` Kafka records as the bridge writes them (``ingest.route``), from a simulated fleet of 50
     readers at DOMAIN.md §5 rates with its fault scenarios (a strip lot going bad, a silent reader, a
     mismatching reader)."""
@@ -224,12 +224,11 @@ def readings(n: int, seed: int = 1) -> list[ConsumerRecord]:
         routed = route(topic, encode(payload), END + timedelta(seconds=i))
         if not isinstance(routed, Accepted):
             raise RuntimeError(f"the simulated fleet made an invalid reading: {routed}")
-        out.append(ConsumerRecord("rt.readings.v1", 0, None, i, 0, 0, routed.key, routed.value, routed.headers,
-                                  None, -1, -1, -1))
+        out.append(record("rt.readings.v1", routed.value, offset=i, key=routed.key, headers=routed.headers))
     return out
 
 
-def _throughput(dsn: str, handler: Any, records: list[ConsumerRecord], batch: int) -> float:
+def _throughput(dsn: str, handler: Any, records: list[TestRecord], batch: int) -> float:
     conn = connect(dsn)
     try:
         started = time.perf_counter()

@@ -23,17 +23,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from kafka import KafkaProducer
-from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
 
 from consumers.records import parse_reading
+from consumers.runner import Record
 from domain import failures as rules_of
 from domain import workflow
 from domain.anomaly import AnomalyRules, invalid_rate_anomaly, silent_devices
@@ -52,6 +51,9 @@ from storage import thresholds as thresholds_store
 from storage import verdicts as store
 from storage.copy_text import copy_buffer
 from storage.db import Connection, connect
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +222,7 @@ class Flagger:
         return self._registry
 
     # --- the batch ---
-    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> list[UUID]:
+    def handle(self, conn: Connection, records: Sequence[Record]) -> list[UUID]:
         parsed = [parse_reading(r) for r in records]
         conflicts = readings_store.claim(
             conn, copy_buffer((p.facts.reading_id, p.facts.measured_at.isoformat(), p.raw, i)

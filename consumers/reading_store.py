@@ -9,13 +9,13 @@ times (``storage/readings.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
 
 from consumers.records import parse_reading
-from consumers.runner import PoisonRecord
+from consumers.runner import PoisonRecord, Record
 from schemas.envelope import ReadingRecord
 from schemas.settings import Settings
 from storage.copy_text import copy_buffer
@@ -59,7 +59,7 @@ class ReadingStore:
     def topics(self, settings: Settings) -> list[str]:
         return [settings.topic_readings]
 
-    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> int:
+    def handle(self, conn: Connection, records: Sequence[Record]) -> int:
         return self.store(conn, [parse_reading(r) for r in records])
 
     def store(self, conn: Connection, parsed: list[ReadingRecord]) -> int:

@@ -19,13 +19,14 @@ switching to it re-reads the topic from the start, which every write's idempoten
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
 from consumers.records import parse_reading
-from consumers.runner import ConsumerRecord
+from consumers.runner import Record
 from schemas.settings import Settings
 from storage.db import Connection
 
@@ -41,7 +42,7 @@ class StoreAndJudge:
     def topics(self, settings: Settings) -> list[str]:
         return [settings.topic_readings]
 
-    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> list[UUID]:
+    def handle(self, conn: Connection, records: Sequence[Record]) -> list[UUID]:
         parsed = [parse_reading(r) for r in records]
         self.store.store(conn, parsed)  # claims the ids; a conflict raises PoisonRecord
         return self.flagger.judge(conn, parsed)
