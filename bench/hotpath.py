@@ -28,6 +28,7 @@ from typing import Any
 
 from bench.components import fleet_messages
 from bench.e2e import DEFAULT_ADMIN_DSN
+from bench.e2e import _stored_count as _count
 from consumers.registry import build
 from consumers.runner import ConsumerLoop
 from ingest.bridge import Bridge
@@ -36,18 +37,8 @@ from runtime.kafka_topics import ensure_topics
 from runtime.ports import free_port
 from schemas.settings import Settings
 from simulators.publisher import encode
-from storage.db import connect, create_database, drop_database
+from storage.db import create_database, drop_database
 from storage.migrate import migrate
-
-
-def _count(dsn: str, table: str) -> int:
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT count(*) FROM {table}")
-            return int(cur.fetchone()[0])  # type: ignore[index]
-    finally:
-        conn.close()
 
 
 def _cpu_until(done: Callable[[], bool], timeout: float) -> tuple[float, float]:

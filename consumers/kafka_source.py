@@ -56,6 +56,7 @@ def make_kafka_consumer(topics: list[str], group: str, client_id: str, settings:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 4),
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        fetch_min_bytes=settings.kafka_fetch_min_bytes,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
 

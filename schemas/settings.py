@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     kafka_max_poll_interval_ms: int = 300_000
     kafka_session_timeout_ms: int = 10_000
     kafka_fetch_max_wait_ms: int = 50
+    # A fetch waits (at most kafka_fetch_max_wait_ms) for 32 KiB, about 50 readings: fewer, fuller fetches
+    # under load; one bench run each, 1 vs 32768: store 159 -> 153 µs, flagger 167 -> 152 µs CPU a reading.
+    kafka_fetch_min_bytes: int = 32768
     kafka_retry_backoff_s: float = 0.5
     kafka_retry_backoff_max_s: float = 10.0
 
