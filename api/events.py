@@ -2,7 +2,7 @@
 
 Each failure event (a new failure, a workflow transition) is one SSE message
 whose ``id`` is its ``failure_events.seq``.  Writers append events in commit
-order (``consumers.failure_store.EVENT_LOCK``), so resuming from
+order (``storage.verdicts.EVENT_LOCK``), so resuming from
 ``Last-Event-ID`` replays exactly what a reconnecting dashboard missed.
 The feed is polled from the database; no broker or process-local state is
 involved, so every API replica serves the same stream.

@@ -36,12 +36,12 @@ import psycopg2
 
 from bench.stats import percentiles, rate
 from consumers.chain_store import ChainStore
-from consumers.copy_text import copy_buffer
 from consumers.runner import ConsumerLoop
 from schemas.settings import Settings
 from simulators.certificates import DistrictShape, district
 from simulators.chain_load import bulk_load, publish
 from storage import chain_bulk
+from storage.copy_text import copy_buffer
 from storage.db import Connection, connect, create_database, drop_database
 from storage.migrate import migrate
 

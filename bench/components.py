@@ -69,13 +69,15 @@ def _mqtt_subscriber(url: str, protocol: str, topic_filter: str, count: int, rea
     client.connect(address.host, address.port)
     client.loop_start()
     last, seen = time.monotonic(), 0
+    cpu0 = time.process_time()
     while len(received) < count and time.monotonic() - last < 10:
         time.sleep(0.05)
         if total[0] != seen:
             last, seen = time.monotonic(), total[0]
+    cpu = time.process_time() - cpu0  # the subscriber's CPU: paho reading, decoding and acknowledging
     client.disconnect()
     client.loop_stop()
-    out.send((received, total[0]))
+    out.send((received, total[0], cpu))
 
 
 def mqtt_throughput(url: str, count: int = 50_000, protocol: str = "3.1.1", max_outstanding: int = 1000,
@@ -97,7 +99,7 @@ def mqtt_throughput(url: str, count: int = 50_000, protocol: str = "3.1.1", max_
             publisher.publish(topic, body, _reading_id(body).decode())
         stats = publisher.close(120)
         acked_at = time.time()
-        received, total = receiver.recv()
+        received, total, sub_cpu = receiver.recv()
     finally:
         child.join(30)
     sent = {k.encode(): v for k, v in publisher.sent_at.items()}
@@ -107,6 +109,7 @@ def mqtt_throughput(url: str, count: int = 50_000, protocol: str = "3.1.1", max_
             "max_outstanding": max_outstanding, "publish_acked_per_s": round(rate(stats.acked, acked_at - started)),
             "end_to_end_per_s": round(rate(len(received), last - started)),
             "lost": len(bodies) - len(received), "doubled": total - len(received),
+            "subscriber_cpu_us": round(sub_cpu / max(total, 1) * 1e6, 1),
             "latency_ms": _latency_ms(sent, received)}
 
 
@@ -212,6 +215,7 @@ def kafka_throughput(bootstrap: str, count: int = 50_000, partitions: int = 3, c
             "crc32c_accelerated": record_util.crc32c_c is not None,
             "value_bytes": round(sum(len(v) for _, v in records) / len(records)),
             "produce_per_s": round(rate(len(records), produced["seconds"])), "produce_errors": produced["errors"],
+            "produce_cpu_us": round(produced["cpu_us"], 1),
             "end_to_end_per_s": round(rate(len(received), last - produced["started"])),
             "lost": len(records) - len(received), "doubled": total - len(received),
             "latency_ms": _latency_ms(produced["sent"], received),
@@ -225,14 +229,15 @@ def _produce(producer: Any, topic: str, records: list[tuple[bytes, bytes]]) -> d
         errors[0] += 1
 
     sent: dict[bytes, float] = {}
-    started = time.time()
+    started, cpu0 = time.time(), time.process_time()
     for key, value in records:
         sent[_reading_id(value)] = time.time()
         producer.send(topic, key=key, value=value).add_errback(failed)
     producer.flush(120)
-    seconds = time.time() - started
+    seconds, cpu = time.time() - started, time.process_time() - cpu0
     producer.close()
-    return {"started": started, "seconds": seconds, "sent": sent, "errors": errors[0]}
+    return {"started": started, "seconds": seconds, "sent": sent, "errors": errors[0],
+            "cpu_us": cpu / max(len(records), 1) * 1e6}
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

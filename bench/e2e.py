@@ -51,9 +51,15 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-duration", type=float, default=20.0, help="latency phase length, seconds")
     parser.add_argument("--database-url", default=DEFAULT_ADMIN_DSN,
                         help="PostgreSQL server (a scratch database is made)")
-    parser.add_argument("--with-flagger", action="store_true", help="also run the flagger consumer (own process)")
     parser.add_argument("--flagger-cost", action="store_true",
                         help="flat out without, then with the flagger: what flagging costs end to end")
+    parser.add_argument("--judging", choices=("together", "separate"), default="separate",
+                        help="with the flagger: store and judge in one consumer group (consumers/store_and_judge.py) "
+                             "or the flagger as its own group and process (the default deployment)")
+    parser.add_argument("--no-flagger-phases", action="store_true",
+                        help="skip the flat-out phase with the flagger and the SSE phase")
+    parser.add_argument("--sse-duration", type=float, default=30.0,
+                        help="positive -> SSE phase at --rate readings/s, seconds (0 skips it)")
     parser.add_argument("--skip-components", action="store_true", help="skip the components-alone figures")
     parser.add_argument("--publishers", type=int, default=1,
                         help="publisher processes in the flat-out phase (one outruns the pipeline; more steal its CPU)")
@@ -63,8 +69,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def _start_stack(args: argparse.Namespace, work: Path, with_flagger: bool) -> BenchStack:
     stack = BenchStack.start(args.database_url, work, "e2e")
     stack.spawn("bridge", "ingest")
+    if with_flagger and args.judging == "together":  # one group stores and judges (consumers/store_and_judge.py)
+        stack.spawn("consumer", "consume", "readings", "deadletters")
+        return stack
     stack.spawn("consumer", "consume", "store", "deadletters")
-    if with_flagger:  # its own process, as in production (docker-compose.yml)
+    if with_flagger:  # the flagger's own group, in its own process
         stack.spawn("flagger", "consume", "flagger")
     return stack
 
@@ -199,27 +208,76 @@ def _collect(dsn: str, sent_at: dict[str, float], since_count: int, timeout: flo
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "started": datetime.now(UTC).isoformat()}
+    """Components alone, then the pipeline without and with the flagger, then positive -> SSE; the
+    targets of issue 8 from this one run (``--flagger-cost``: only the two flat-out phases)."""
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "started": datetime.now(UTC).isoformat(),
+                               "judging": args.judging}
     work = Path(tempfile.mkdtemp(prefix="rt-bench-"))
     print(f"bench: logs and scratch files in {work}", file=sys.stderr, flush=True)
     if not args.skip_components and not args.flagger_cost:
         figures["components"] = _components(args, work)
         _print_components(figures["components"])
-    if args.flagger_cost:
-        without = _run_stack(args, work / "without", with_flagger=False, latency_phase=False)
-        with_ = _run_stack(args, work / "with", with_flagger=True, latency_phase=False)
-        figures["without_flagger"], figures["with_flagger"] = without, with_
-        base, flagged = without["flat_out_phase"], with_["flat_out_phase"]
+    figures["without_flagger"] = _run_stack(args, work / "without", with_flagger=False,
+                                            latency_phase=not args.flagger_cost)
+    if not args.no_flagger_phases:
+        figures["with_flagger"] = _run_stack(args, work / "with", with_flagger=True, latency_phase=False)
+        base, flagged = figures["without_flagger"]["flat_out_phase"], figures["with_flagger"]["flat_out_phase"]
         cost = 1 - flagged["judged_per_s"] / base["readings_per_s"]
         figures["flagging_cost"] = round(cost, 3)
         print(f"flagging cost: {base['readings_per_s']:,.0f} readings/s stored without the flagger, "
-              f"{flagged['judged_per_s']:,.0f} stored and judged with it ({flagged['readings_per_s']:,.0f} stored): "
-              f"{cost:.1%} of end-to-end throughput", flush=True)
-    else:
-        figures.update(_run_stack(args, work, with_flagger=args.with_flagger, latency_phase=True))
+              f"{flagged['judged_per_s']:,.0f} stored and judged with it ({flagged['readings_per_s']:,.0f} stored, "
+              f"judging {args.judging}): {cost:.1%} of end-to-end throughput", flush=True)
+        if not args.flagger_cost and args.sse_duration > 0:
+            from bench.flagging import bench_sse
+
+            figures["sse"] = bench_sse(args.database_url, args.rate, args.sse_duration, 0.01, args.judging)
+            sse = figures["sse"]
+            print(f"positive -> SSE at {sse['rate']:,} readings/s: {sse['received']} of {sse['positives']} positives "
+                  f"on the stream, p50 {sse['p50_ms']} ms, p95 {sse['p95_ms']} ms, p99 {sse['p99_ms']} ms", flush=True)
+    if not args.flagger_cost:
+        _print_targets(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 0
+
+
+def _print_targets(f: dict[str, Any]) -> None:
+    """Issue 8's targets, each with this run's figure."""
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    print("targets (issue 8), all from this run:")
+    flat = f["without_flagger"]["flat_out_phase"]
+    mqtt = f.get("components", {}).get("mqtt", {}).get("end_to_end_per_s")
+    if mqtt:
+        share = flat["readings_per_s"] / mqtt
+        print(f"  end to end {flat['readings_per_s']:,.0f}/s = {share:.0%} of MQTT alone ({mqtt:,}/s); "
+              f"target >= 50%: {verdict(share >= 0.5)}")
+    per = f["without_flagger"]["cpu_us_per_reading"]
+    bridge, store = per.get("bridge", 1e9), per.get("consumer", 1e9)
+    print(f"  CPU a reading: bridge {bridge:.0f} µs (target <= 90: {verdict(bridge <= 90)}), store consumer "
+          f"{store:.0f} µs (target <= 60: {verdict(store <= 60)}); Tansu {per.get('tansu', 0):.0f} µs, "
+          f"Mosquitto {per.get('mosquitto', 0):.0f} µs")
+    components = f.get("components", {})
+    sub = components.get("mqtt", {}).get("subscriber_cpu_us")
+    produce = components.get("kafka", {}).get("produce_cpu_us")
+    if sub is not None and produce is not None:
+        print(f"  the bridge's client floor in this run: a paho subscriber {sub:.0f} µs + a kafka-python producer "
+              f"{produce:.0f} µs = {sub + produce:.0f} µs a message; the bridge is {bridge / (sub + produce):.1f}x it")
+    if "with_flagger" in f:
+        judged = f["with_flagger"]["cpu_us_per_reading"]
+        print("  with the flagger: " + ", ".join(f"{k} {v:.0f} µs" for k, v in judged.items()))
+    if "flagging_cost" in f:
+        print(f"  flagging cost {f['flagging_cost']:.1%} (target < 20%: {verdict(f['flagging_cost'] < 0.2)})")
+    if "sse" in f and f["sse"]["p99_ms"] is not None:
+        sse = f["sse"]
+        print(f"  positive -> SSE p99 {sse['p99_ms']:,.0f} ms at {sse['rate']:,}/s (target < 1,000 ms: "
+              f"{verdict(sse['p99_ms'] < 1000 and sse['lost'] == 0)}; {sse['lost']} not on the stream)")
+    phases = [p for stack in ("without_flagger", "with_flagger") for k, p in f.get(stack, {}).items()
+              if k.endswith("_phase")]
+    lost, doubled = sum(p["lost"] for p in phases), sum(p["doubled"] for p in phases)
+    print(f"  lost {lost}, doubled {doubled} over {sum(p['published'] for p in phases):,} readings "
+          f"(target 0 and 0: {verdict(lost == 0 and doubled == 0)})", flush=True)
 
 
 def _run_stack(args: argparse.Namespace, work: Path, *, with_flagger: bool, latency_phase: bool) -> dict[str, Any]:
@@ -261,12 +319,15 @@ def _run_stack(args: argparse.Namespace, work: Path, *, with_flagger: bool, late
         if with_flagger:
             print(f"  judged {flat['judged']:,} of them; stored and judged in {flat['judged_seconds']}s = "
                   f"{flat['judged_per_s']:,.0f} readings/s", flush=True)
+        stored_total = _stored_count(dsn)
     finally:
         figures["cpu_s"] = _cpu_seconds(pids)
         sampler.stop()
         figures["peak_rss_mb"] = sampler.peaks_mb()
         stack.stop()
-    print("CPU seconds used: " + ", ".join(f"{k} {v:.1f}" for k, v in figures["cpu_s"].items()))
+    figures["cpu_us_per_reading"] = {k: round(v / max(stored_total, 1) * 1e6, 1) for k, v in figures["cpu_s"].items()}
+    print(f"CPU seconds used for {stored_total:,} readings: " + ", ".join(
+        f"{k} {v:.1f} ({figures['cpu_us_per_reading'][k]:.0f} µs a reading)" for k, v in figures["cpu_s"].items()))
     print("peak RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in figures["peak_rss_mb"].items()), flush=True)
     return figures
 

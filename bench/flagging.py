@@ -11,7 +11,7 @@ Each part works in its own scratch database on the server of ``--admin-dsn``
   markets are generated in SQL (``generate_series``) through the same
   migration, so the plain-PostgreSQL rollup trigger maintains the hourly
   relations as the flagger would; then the API's own query
-  (``api.queries.stats.pass_rate_rows``, group by market per day) is timed,
+  (``storage.stats.pass_rate_rows``, group by market per day) is timed,
   warm, and the same answer computed straight from the verdicts table is timed
   for comparison.
 * Flagger: realistic readings (DOMAIN.md §5 rates, with fault scenarios) are
@@ -37,13 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kafka.consumer.fetcher import ConsumerRecord
 
-from api.queries.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
 from bench.stack import BenchStack
-from consumers.failure_store import insert_snapshots, snapshot_digest
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
+from consumers.testing import TestRecord, record
 from ingest.route import Accepted, route
 from runtime.gc_tuning import tune_gc
 from runtime.ports import free_port
@@ -53,6 +51,8 @@ from simulators.fleet import Fleet, FleetConfig
 from simulators.publisher import Publisher, encode, publish_fleet
 from storage.db import connect, create_database, drop_database
 from storage.migrate import migrate
+from storage.stats import Bucket, GroupBy, StatsQuery, pass_rate_rows
+from storage.verdicts import insert_snapshots, snapshot_digest
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 END = datetime(2026, 11, 28, tzinfo=UTC)
@@ -213,7 +213,7 @@ def _raw(conn: Any, q: StatsQuery) -> None:
         cur.fetchall()
 
 
-def readings(n: int, seed: int = 1) -> list[ConsumerRecord]:
+def readings(n: int, seed: int = 1) -> list[TestRecord]:
     """``n`` Kafka records as the bridge writes them (``ingest.route``), from a simulated fleet of 50
     readers at DOMAIN.md §5 rates with its fault scenarios (a strip lot going bad, a silent reader, a
     mismatching reader)."""
@@ -224,12 +224,11 @@ def readings(n: int, seed: int = 1) -> list[ConsumerRecord]:
         routed = route(topic, encode(payload), END + timedelta(seconds=i))
         if not isinstance(routed, Accepted):
             raise RuntimeError(f"the simulated fleet made an invalid reading: {routed}")
-        out.append(ConsumerRecord("rt.readings.v1", 0, None, i, 0, 0, routed.key, routed.value, routed.headers,
-                                  None, -1, -1, -1))
+        out.append(record("rt.readings.v1", routed.value, offset=i, key=routed.key, headers=routed.headers))
     return out
 
 
-def _throughput(dsn: str, handler: Any, records: list[ConsumerRecord], batch: int) -> float:
+def _throughput(dsn: str, handler: Any, records: list[TestRecord], batch: int) -> float:
     conn = connect(dsn)
     try:
         started = time.perf_counter()
@@ -264,12 +263,16 @@ def bench_flagger(admin_dsn: str, n: int) -> dict[str, Any]:
 # --- MQTT → SSE latency under fleet load -------------------------------------------------------------
 
 
-def _start_sse_stack(admin_dsn: str, work: Path) -> tuple[BenchStack, int]:
-    """The whole pipeline with the flagger and the API (no auth); returns the stack and the API port."""
+def _start_sse_stack(admin_dsn: str, work: Path, judging: str = "separate") -> tuple[BenchStack, int]:
+    """The whole pipeline with the flagger and the API (no auth); returns the stack and the API port.
+
+    ``judging``: ``separate`` (the store and the flagger as two groups, as deployed) or ``together``
+    (the ``readings`` consumer stores and judges)."""
     api_port = free_port()
     stack = BenchStack.start(admin_dsn, work, "sse", RT_API_AUTH="false", RT_API_PORT=str(api_port))
     stack.spawn("ingest", "ingest")
-    stack.spawn("consume", "consume", "store", "deadletters", "flagger")
+    consumers = ["readings"] if judging == "together" else ["store", "flagger"]
+    stack.spawn("consume", "consume", *consumers, "deadletters")
     stack.spawn("api", "api")
     return stack, api_port
 
@@ -321,9 +324,10 @@ def _wait_for_flagger(stack: BenchStack, timeout: float = 120.0) -> None:
     raise RuntimeError(f"the flagger judged nothing within {timeout}s; logs in {stack.work}")
 
 
-def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float) -> dict[str, Any]:
+def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float,
+              judging: str = "separate") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rt-bench-sse-") as tmp:
-        stack, api_port = _start_sse_stack(admin_dsn, Path(tmp))
+        stack, api_port = _start_sse_stack(admin_dsn, Path(tmp), judging)
         try:
             _wait_for_flagger(stack)
             listener = SseListener(f"http://127.0.0.1:{api_port}/v1/failures/stream")
@@ -353,6 +357,7 @@ def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float
         "published": report.readings,
         "rate": round(report.readings / duration),
         "positives": len(positives),
+        "lost": len(positives) - n,
         "received": n,
         "p50_ms": pick(0.50),
         "p95_ms": pick(0.95),
@@ -395,6 +400,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sse", action="store_true", help="also measure MQTT → SSE latency under fleet load")
     parser.add_argument("--sse-rate", type=float, default=1000.0, help="fleet readings/s during the SSE phase")
     parser.add_argument("--sse-duration", type=float, default=30.0)
+    parser.add_argument("--judging", choices=("together", "separate"), default="separate",
+                        help="SSE phase: the readings consumer stores and judges, or store and flagger apart")
     parser.add_argument(
         "--sse-positive-rate",
         type=float,
@@ -413,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     if args.sse:
-        sse = bench_sse(args.admin_dsn, args.sse_rate, args.sse_duration, args.sse_positive_rate)
+        sse = bench_sse(args.admin_dsn, args.sse_rate, args.sse_duration, args.sse_positive_rate, args.judging)
         print(
             f"MQTT → SSE for positives while the fleet published {sse['rate']:,} readings/s "
             f"({sse['published']:,} readings, {sse['positives']} positives, {sse['received']} on the stream): "

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kafka import KafkaProducer
-from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
 from consumers.chain_review import review_held
+from consumers.runner import Record
 from domain.chain import (
     Problem,
     Rejection,
@@ -53,6 +52,9 @@ from schemas.settings import Settings
 from storage import chain as q
 from storage.chain import Known
 from storage.db import Connection
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +273,7 @@ class ChainStore:
     def topics(self, settings: Settings) -> list[str]:
         return [settings.topic_certificates]
 
-    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> BatchResult:
+    def handle(self, conn: Connection, records: Sequence[Record]) -> BatchResult:
         return self.store(conn, [(r.value or b"", r.topic) for r in records], [r.headers for r in records])
 
     def store(self, conn: Connection, values: list[tuple[bytes, str]],

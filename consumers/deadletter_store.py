@@ -8,23 +8,18 @@ letter we wrote is stored all the same, with its bytes, under the id of its byte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka.consumer.fetcher import ConsumerRecord
-from psycopg2.extras import execute_values
 from pydantic import ValidationError
 
+from consumers.runner import Record
 from schemas.common import utc_now
 from schemas.deadletter import SOURCE_TOPIC_MAX, DeadLetter, content_id
 from schemas.settings import Settings
 from storage.db import Connection
-
-_INSERT = (
-    "INSERT INTO deadletters (received_at, source, source_topic, code, reason, raw, raw_text,"
-    " kafka_topic, kafka_partition, kafka_offset, deadletter_id) VALUES %s"
-    " ON CONFLICT (deadletter_id) DO NOTHING"
-)
+from storage.deadletters import insert_deadletters
 
 
 def _text(raw: bytes) -> str | None:
@@ -34,7 +29,7 @@ def _text(raw: bytes) -> str | None:
         return None
 
 
-def row(record: ConsumerRecord) -> tuple[Any, ...]:
+def row(record: Record) -> tuple[Any, ...]:
     value = record.value or b""
     position = (record.topic, record.partition, record.offset)
     try:
@@ -60,10 +55,8 @@ class DeadletterStore:
     def topics(self, settings: Settings) -> list[str]:
         return [settings.topic_deadletter]
 
-    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> int:
-        with conn.cursor() as cur:
-            execute_values(cur, _INSERT, [row(r) for r in records], page_size=500)
-            return int(cur.rowcount)
+    def handle(self, conn: Connection, records: Sequence[Record]) -> int:
+        return insert_deadletters(conn, [row(r) for r in records])
 
     def after_commit(self, result: Any) -> None:
         return None

@@ -23,35 +23,37 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from kafka import KafkaProducer
-from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
 
-from consumers import failure_store as store
-from consumers.copy_text import copy_buffer
 from consumers.records import parse_reading
+from consumers.runner import Record
 from domain import failures as rules_of
 from domain import workflow
 from domain.anomaly import AnomalyRules, invalid_rate_anomaly, silent_devices
 from domain.failures import Judged, NewFailure, SubjectFailure, deadlines_from, fold_causes
-from domain.judging import Registry, Resolved, Thresholds, cutoff_disagrees, judge, signal_of
+from domain.judging import Registry, Resolved, Signal, Thresholds, cutoff_disagrees, judge
 from domain.workflow import Kind
 from ingest.kafka_out import make_producer
 from schemas.common import rfc3339, utc_now
 from schemas.envelope import ReadingRecord
-from schemas.reading import Method, Reading, Verdict
+from schemas.reading import Method, Verdict
 from schemas.settings import Settings
 from storage import failures as failures_store
 from storage import readings as readings_store
 from storage import registry
 from storage import thresholds as thresholds_store
+from storage import verdicts as store
+from storage.copy_text import copy_buffer
 from storage.db import Connection, connect
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +73,6 @@ class FlaggerRules:
     sweep_interval_s: float = 30.0
 
 
-def region_of(reading: Reading) -> str:
-    """An optional origin region code a device may send (``region_code`` or ``sample.region_code``)."""
-    value = (reading.model_extra or {}).get("region_code") or (reading.sample.model_extra or {}).get("region_code")
-    return str(value or "")[:64]
-
-
 class Snapshots:
     """Each distinct resolved threshold set as stored: its JSON form and digest, computed once."""
 
@@ -93,13 +89,12 @@ class Snapshots:
 
 
 def verdict_row(env: ReadingRecord, registry: Registry, snapshots: Snapshots) -> dict[str, Any]:
-    """The verdict of one reading, with the thresholds it was judged by."""
-    r = env.reading
-    resolved = registry.resolve(r.assay.analyte, r.assay.strip_lot, r.measured_at)
-    judgement = judge(signal_of(r), resolved.thresholds)
+    """The server verdict of one reading, with the thresholds it was judged by."""
+    r = env.facts
+    resolved = registry.resolve(r.analyte, r.strip_lot, r.measured_at)
+    judgement = judge(Signal(r.method, r.c_line, r.t_line, r.inhibition_pct), resolved.thresholds)
     thresholds, digest = snapshots.of(resolved)
-    device = r.device_result.value if r.device_result else None
-    gold = r.assay.method is Method.COLLOIDAL_GOLD
+    device = r.device_result
     return {
         "reading_id": r.reading_id,
         "measured_at": r.measured_at,
@@ -107,44 +102,46 @@ def verdict_row(env: ReadingRecord, registry: Registry, snapshots: Snapshots) ->
         "market_id": env.market_id,
         "station_id": env.station_id,
         "device_id": env.device_id,
-        "analyte": r.assay.analyte,
-        "commodity": r.sample.commodity,
-        "commodity_category": r.sample.commodity_category.value if r.sample.commodity_category else None,
-        "region_code": region_of(r),
-        "strip_lot": r.assay.strip_lot,
-        "method": r.assay.method.value,
+        "analyte": r.analyte,
+        "commodity": r.commodity,
+        "commodity_category": r.commodity_category,
+        "region_code": r.region_code,
+        "strip_lot": r.strip_lot,
+        "method": r.method.value,
         "device_result": device,
         "server_result": judgement.verdict.value,
         "rule": judgement.rule,
         "reason": judgement.reason,
         "ratio": judgement.ratio,
         "concentration": judgement.concentration,
-        "device_cutoff": r.assay.cutoff_ratio,
+        "device_cutoff": r.cutoff_ratio,
         "verdict_mismatch": device is not None and device != judgement.verdict.value,
-        "cutoff_mismatch": gold and cutoff_disagrees(r.assay.cutoff_ratio, resolved.thresholds),
+        "cutoff_mismatch": r.method is Method.COLLOIDAL_GOLD and cutoff_disagrees(r.cutoff_ratio, resolved.thresholds),
         "thresholds": thresholds,
         "thresholds_digest": digest,
         # not stored in verdicts, used for the failure rows:
-        "_sample": r.sample,
+        "_facts": r,
     }
 
 
 def judged(v: dict[str, Any]) -> Judged:
     """A verdict row as the failure rules' typed input."""
-    sample = v["_sample"]
+    f = v["_facts"]
     return Judged(
         reading_id=v["reading_id"], measured_at=v["measured_at"], market_id=v["market_id"],
         station_id=v["station_id"], device_id=v["device_id"], analyte=v["analyte"], commodity=v["commodity"],
         commodity_category=v["commodity_category"], region_code=v["region_code"], strip_lot=v["strip_lot"],
         server_result=v["server_result"], device_result=v["device_result"], rule=v["rule"], reason=v["reason"],
         ratio=v["ratio"], device_cutoff=v["device_cutoff"], verdict_mismatch=v["verdict_mismatch"],
-        cutoff_mismatch=v["cutoff_mismatch"], thresholds=v["thresholds"], sample_id=sample.sample_id,
-        vendor_id=sample.vendor_id, certificate_no=sample.certificate_no, lot_code=sample.lot_code,
+        cutoff_mismatch=v["cutoff_mismatch"], thresholds=v["thresholds"], sample_id=f.sample_id,
+        vendor_id=f.vendor_id, certificate_no=f.certificate_no, lot_code=f.lot_code,
     )
 
 
 def reading_failures(v: dict[str, Any], now: datetime) -> list[NewFailure]:
     """The failures one new verdict raises (``domain/failures.py``)."""
+    if not rules_of.raises_any(v["server_result"], v["verdict_mismatch"], v["cutoff_mismatch"], v["device_cutoff"]):
+        return []
     return rules_of.reading_failures(judged(v), now)
 
 
@@ -224,26 +221,29 @@ class Flagger:
             self._registry_version = version
         return self._registry
 
-    def refresh_registry(self) -> None:
-        """Forget the cached registry (tests and admin tools call this after an edit)."""
-        self._registry_version = None
-
     # --- the batch ---
-    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> list[UUID]:
-        now = self.clock()
+    def handle(self, conn: Connection, records: Sequence[Record]) -> list[UUID]:
         parsed = [parse_reading(r) for r in records]
-        registry = self._current_registry(conn)
-        claims = [(p.reading.reading_id, p.reading.measured_at.isoformat(), p.raw, i) for i, p in enumerate(parsed)]
-        conflicts = readings_store.claim(conn, copy_buffer(claims))
+        conflicts = readings_store.claim(
+            conn, copy_buffer((p.facts.reading_id, p.facts.measured_at.isoformat(), p.raw, i)
+                              for i, p in enumerate(parsed)))
         if conflicts:
             CONFLICTS.inc(len(conflicts))
             log.warning("flagger: %d reading_id conflict(s) not judged (the store dead-letters them): %s",
                         len(conflicts), "; ".join(c.reason() for c in conflicts))
         refused = {c.ord for c in conflicts}
+        return self.judge(conn, [p for i, p in enumerate(parsed) if i not in refused])
+
+    def judge(self, conn: Connection, parsed: list[ReadingRecord]) -> list[UUID]:
+        """Judge readings whose ids this transaction has claimed (``reading_ids``); returns new failure ids.
+
+        :meth:`handle` claims them itself; :class:`consumers.store_and_judge.StoreAndJudge` has the
+        store claim them in the same transaction, so a reading is consumed and claimed once."""
+        now = self.clock()
+        registry = self._current_registry(conn)
         first: dict[UUID, ReadingRecord] = {}
-        for i, p in enumerate(parsed):
-            if i not in refused:
-                first.setdefault(p.reading.reading_id, p)
+        for p in parsed:
+            first.setdefault(p.facts.reading_id, p)
         rows = [verdict_row(p, registry, self._snapshots) for p in first.values()]
         store.insert_snapshots(conn, {v["thresholds_digest"]: v["thresholds"] for v in rows})
         new_ids = store.insert_verdicts(conn, rows)

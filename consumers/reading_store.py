@@ -9,16 +9,16 @@ times (``storage/readings.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
 
-from consumers.copy_text import copy_buffer
 from consumers.records import parse_reading
-from consumers.runner import PoisonRecord
+from consumers.runner import PoisonRecord, Record
 from schemas.envelope import ReadingRecord
 from schemas.settings import Settings
+from storage.copy_text import copy_buffer
 from storage.db import Connection
 from storage.readings import STORE_COLUMNS, store_readings
 
@@ -29,14 +29,13 @@ COLUMNS = STORE_COLUMNS
 
 
 def row(rec: ReadingRecord, ordinal: int = 0) -> tuple[Any, ...]:
-    r = rec.reading
-    s, a, sig = r.sample, r.assay, r.signal
+    f = rec.facts
     return (
-        r.reading_id, r.measured_at.isoformat(), rec.received_at.isoformat(),
-        rec.market_id, rec.station_id, rec.device_id, s.sample_id,
-        s.commodity, s.commodity_category, s.vendor_id, s.certificate_no, s.lot_code, a.analyte, a.method.value,
-        a.method_standard, a.strip_lot, a.cutoff_ratio, sig.c_line, sig.t_line, sig.inhibition_pct,
-        r.device_result.value if r.device_result else None, r.operator_id, r.firmware, rec.raw, ordinal,
+        f.reading_id, f.measured_at.isoformat(), rec.received_at.isoformat(),
+        rec.market_id, rec.station_id, rec.device_id, f.sample_id,
+        f.commodity, f.commodity_category, f.vendor_id, f.certificate_no, f.lot_code, f.analyte, f.method.value,
+        f.method_standard, f.strip_lot, f.cutoff_ratio, f.c_line, f.t_line, f.inhibition_pct,
+        f.device_result, f.operator_id, f.firmware, rec.raw, ordinal,
     )
 
 
@@ -60,8 +59,12 @@ class ReadingStore:
     def topics(self, settings: Settings) -> list[str]:
         return [settings.topic_readings]
 
-    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> int:
-        rows = [row(parse_reading(r), i) for i, r in enumerate(records)]
+    def handle(self, conn: Connection, records: Sequence[Record]) -> int:
+        return self.store(conn, [parse_reading(r) for r in records])
+
+    def store(self, conn: Connection, parsed: list[ReadingRecord]) -> int:
+        """Store parsed readings and claim their ids in the open transaction; returns how many were new."""
+        rows = [row(p, i) for i, p in enumerate(parsed)]
         inserted = store_rows(conn, rows)
         INSERTED.inc(inserted)
         DUPLICATES.inc(len(rows) - inserted)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from consumers.runner import PoisonRecord
+from consumers.runner import PoisonRecord, Record
 from schemas.common import describe_validation_error
 from schemas.envelope import ReadingRecord, RecordError
 
 
-def parse_reading(record: ConsumerRecord) -> ReadingRecord:
+def parse_reading(record: Record) -> ReadingRecord:
     """A Kafka record as a validated reading; anything else is a poison record (dead letter)."""
     try:
         return ReadingRecord.from_kafka(record.value, record.headers)

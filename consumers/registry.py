@@ -13,6 +13,7 @@ CONSUMERS: dict[str, str] = {
     "deadletters": "consumers.deadletter_store:DeadletterStore",
     "flagger": "consumers.flagger:Flagger",
     "chain": "consumers.chain_store:ChainStore",
+    "readings": "consumers.store_and_judge:StoreAndJudge",  # store + flagger in one group and transaction
 }
 
 

@@ -19,17 +19,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
+from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge
 
 from consumers.kafka_source import KafkaSource, LogReset, make_kafka_consumer
 from ingest.kafka_out import make_producer
 from schemas.deadletter import deadletter_value
+from schemas.errors import InvalidInput
 from schemas.settings import Settings
 from storage.db import Connection, connect, is_retriable
 from storage.kafka_resets import record_reset
@@ -47,16 +47,44 @@ MAYBE_LOST = Counter("rt_kafka_records_maybe_lost_total",
                      "Records of a log that started over which the consumer had not read", ["consumer", "topic"])
 
 
+class Record(Protocol):
+    """A consumed record as every handler sees it.  kafka-python's ``Record`` is one as it
+    stands (no copy a record); so is :class:`consumers.testing.TestRecord`."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def timestamp(self) -> int: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes | None]]: ...
+
+
 class RecordSource(Protocol):
     """Where a consumer's records come from (:class:`consumers.kafka_source.KafkaSource`)."""
 
-    def poll(self, timeout_ms: int, max_records: int) -> list[ConsumerRecord]: ...
+    def poll(self, timeout_ms: int, max_records: int) -> Sequence[Record]: ...
 
     def commit(self) -> None: ...
 
-    def pause(self) -> list[TopicPartition]: ...
+    def pause(self) -> list[Any]:
+        """Pause every assigned partition; returns them, opaque, for :meth:`resume`."""
+        ...
 
-    def resume(self, partitions: list[TopicPartition]) -> None: ...
+    def resume(self, partitions: list[Any]) -> None: ...
 
     def keep_alive(self, timeout_ms: int) -> None: ...
 
@@ -101,7 +129,7 @@ class Handler(Protocol):
 
     def topics(self, settings: Settings) -> list[str]: ...
 
-    def handle(self, conn: Connection, records: list[ConsumerRecord]) -> Any: ...
+    def handle(self, conn: Connection, records: Sequence[Record]) -> Any: ...
 
     def after_commit(self, result: Any) -> None: ...
 
@@ -109,7 +137,7 @@ class Handler(Protocol):
 IDLE_TICK_S = 1.0
 
 
-class PoisonRecord(Exception):
+class PoisonRecord(InvalidInput):
     """Raised by a handler for a record that can never be written; it becomes a dead letter."""
 
     def __init__(self, code: str, reason: str) -> None:
@@ -153,7 +181,7 @@ class ConsumerLoop:
                 log.debug("closing a broken connection: %s", exc)
         self._conn = None
 
-    def _dead_letter(self, record: ConsumerRecord, code: str, reason: str) -> None:
+    def _dead_letter(self, record: Record, code: str, reason: str) -> None:
         value = deadletter_value("kafka", record.topic, record.value or b"", code, reason)
         self._sink.send(self.settings.topic_deadletter, record.topic.encode(), value)
         DEADLETTERED.labels(self.handler.name).inc()
@@ -161,7 +189,7 @@ class ConsumerLoop:
                     record.offset, reason)
 
     # --- one batch ---
-    def _write(self, records: list[ConsumerRecord]) -> Any:
+    def _write(self, records: Sequence[Record]) -> Any:
         return self._transact(lambda conn: self.handler.handle(conn, records))
 
     def _transact(self, work: Callable[[Connection], Any]) -> Any:
@@ -190,7 +218,7 @@ class ConsumerLoop:
             return
         self.handler.after_commit(result)
 
-    def _write_one_by_one(self, records: list[ConsumerRecord]) -> list[Any]:
+    def _write_one_by_one(self, records: Sequence[Record]) -> list[Any]:
         results = []
         for record in records:
             try:
@@ -203,7 +231,7 @@ class ConsumerLoop:
                 self._dead_letter(record, "unwritable", f"{type(exc).__name__}: {exc}")
         return results
 
-    def process(self, records: list[ConsumerRecord]) -> None:
+    def process(self, records: Sequence[Record]) -> None:
         """Write a batch durably (retrying while the database is away), then run after_commit."""
         attempt = 0
         while True:
@@ -311,6 +339,3 @@ class ConsumerLoop:
         self._sink.close()
         self._drop_db()
 
-
-def run(handler: Handler, settings: Settings, stop: threading.Event) -> None:
-    ConsumerLoop(handler, settings, stop).run()

@@ -12,24 +12,36 @@ loop's stop event once everything was committed.
 from __future__ import annotations
 
 import threading
-
-from kafka import TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from consumers.kafka_source import LogReset
 
 
+@dataclass(frozen=True, slots=True)
+class TestRecord:
+    """A record as :class:`consumers.runner.Record` describes it, without a broker."""
+
+    topic: str
+    value: bytes | None
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = None
+    headers: Sequence[tuple[str, bytes | None]] = field(default_factory=list)
+    timestamp: int = 1_764_000_000_000
+
+    __test__ = False  # not a pytest test class
+
+
 def record(topic: str, value: bytes, *, offset: int = 0, partition: int = 0, key: bytes | None = None,
-           headers: list[tuple[str, bytes]] | None = None, timestamp_ms: int = 1_764_000_000_000) -> ConsumerRecord:
-    return ConsumerRecord(
-        topic=topic, partition=partition, leader_epoch=-1, offset=offset, timestamp=timestamp_ms, timestamp_type=0,
-        key=key, value=value, headers=headers or [], checksum=None, serialized_key_size=len(key or b""),
-        serialized_value_size=len(value), serialized_header_size=-1,
-    )
+           headers: Sequence[tuple[str, bytes | None]] | None = None,
+           timestamp_ms: int = 1_764_000_000_000) -> TestRecord:
+    return TestRecord(topic, value, partition, offset, key, list(headers or []), timestamp_ms)
 
 
 class MemorySource:
-    def __init__(self, records: list[ConsumerRecord], *, stop_when_drained: threading.Event | None = None) -> None:
+    def __init__(self, records: list[TestRecord], *, stop_when_drained: threading.Event | None = None) -> None:
         self.records = list(records)
         self.position = 0
         self.committed = 0
@@ -39,7 +51,7 @@ class MemorySource:
         self._resets: list[LogReset] = []
         self._stop_when_drained = stop_when_drained
 
-    def add(self, *records: ConsumerRecord) -> None:
+    def add(self, *records: TestRecord) -> None:
         self.records.extend(records)
 
     def report_reset(self, reset: LogReset) -> None:
@@ -50,7 +62,7 @@ class MemorySource:
         self.position = self.committed
 
     # --- RecordSource ---
-    def poll(self, timeout_ms: int, max_records: int) -> list[ConsumerRecord]:
+    def poll(self, timeout_ms: int, max_records: int) -> list[TestRecord]:
         if self.paused:
             return []
         batch = self.records[self.position:self.position + max_records]
@@ -63,11 +75,11 @@ class MemorySource:
         self.committed = self.position
         self.commits += 1
 
-    def pause(self) -> list[TopicPartition]:
+    def pause(self) -> list[Any]:
         self.paused = True
         return []
 
-    def resume(self, partitions: list[TopicPartition]) -> None:
+    def resume(self, partitions: list[Any]) -> None:
         self.paused = False
 
     def keep_alive(self, timeout_ms: int) -> None:

@@ -108,6 +108,13 @@ def cause_of(kind: Kind, j: Judged) -> str | None:
     return None
 
 
+def raises_any(server_result: str, verdict_mismatch: bool, cutoff_mismatch: bool,
+               device_cutoff: float | None) -> bool:
+    """Whether a verdict raises any failure (:func:`kinds_for` not empty), asked before a
+    :class:`Judged` is built: most readings are clean negatives and raise nothing."""
+    return server_result in _STRIP_KINDS or verdict_mismatch or (cutoff_mismatch and device_cutoff is not None)
+
+
 def kinds_for(j: Judged) -> list[Kind]:
     """The failure kinds one judged reading raises (see the module docstring)."""
     out = []

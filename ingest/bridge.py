@@ -39,6 +39,7 @@ PRODUCED = Counter("rt_bridge_produced_total", "Records acknowledged by Kafka", 
 DEADLETTERED = Counter("rt_bridge_deadlettered_total", "Messages turned into dead letters", ["code"])
 KAFKA_RETRIES = Counter("rt_bridge_kafka_retries_total", "Kafka sends retried after an error")
 PRODUCER_RESETS = Counter("rt_bridge_producer_resets_total", "Kafka producers replaced after repeated failures")
+PRODUCED_BY_KIND = {kind: PRODUCED.labels(kind) for kind in ("reading", "certificate", "deadletter")}
 PENDING = Gauge("rt_bridge_pending", "Messages received but not yet acknowledged to MQTT", multiprocess_mode="livesum")
 
 
@@ -152,7 +153,7 @@ class Bridge:
 
     def _delivered(self, item: _Outgoing, _metadata: object) -> None:
         item.ack()
-        PRODUCED.labels(item.kind).inc()
+        PRODUCED_BY_KIND[item.kind].inc()
         self.last_kafka_error = None
         with self._lock:
             self._inflight -= 1

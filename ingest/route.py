@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from domain.chain import canonical_json, canonical_record
 from schemas.certificate import parse_certificate
 from schemas.common import ID_RE, describe_validation_error
-from schemas.envelope import reading_headers
+from schemas.envelope import facts_header
 from schemas.reading import MAX_PAYLOAD_BYTES, Reading
 
 READING_TOPIC = re.compile(r"^rt/v1/markets/([^/]*)/stations/([^/]*)/devices/([^/]*)/readings$")
@@ -68,7 +68,14 @@ def parse_json_object(raw: bytes) -> dict[str, Any] | Rejected:
     return obj
 
 
+_KNOWN_TOPICS: dict[str, tuple[str, str, str]] = {}  # a fleet's few thousand topics, each parsed once
+_KNOWN_TOPICS_MAX = 100_000
+
+
 def parse_topic(mqtt_topic: str) -> tuple[str, str, str] | Rejected:
+    known = _KNOWN_TOPICS.get(mqtt_topic)
+    if known is not None:
+        return known
     match = READING_TOPIC.match(mqtt_topic)
     if not match:
         return Rejected(
@@ -80,6 +87,8 @@ def parse_topic(mqtt_topic: str) -> tuple[str, str, str] | Rejected:
     for label, value in zip(("market_id", "station_id", "device_id"), ids, strict=True):
         if not ID_RE.match(value):
             return Rejected(BAD_TOPIC, f"topic {label} {value[:80]!r} must be 1-64 chars of [A-Za-z0-9._-]")
+    if len(_KNOWN_TOPICS) < _KNOWN_TOPICS_MAX:
+        _KNOWN_TOPICS[mqtt_topic] = ids
     return ids
 
 
@@ -122,8 +131,8 @@ def route_certificate(mqtt_topic: str, payload: bytes) -> Accepted | Rejected:
 def route_reading(mqtt_topic: str, payload: bytes, received_at: datetime) -> Accepted | Rejected:
     """Validate one reading; an accepted one becomes a ``rt.readings.v1`` record.
 
-    The record's value is the payload exactly as published; the ids of record
-    travel as headers (see :mod:`schemas.envelope`).
+    The record's value is the payload exactly as published; the ids of record and the reading's
+    validated facts travel in one header (see :mod:`schemas.envelope`), so no consumer parses it again.
     """
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Rejected(TOO_LARGE, f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
@@ -148,5 +157,5 @@ def route_reading(mqtt_topic: str, payload: bytes, received_at: datetime) -> Acc
             return Rejected(
                 ID_MISMATCH, f"payload {label} {payload_value!r} disagrees with topic {label} {topic_value!r}"
             )
-    headers = reading_headers(ids[0], ids[1], ids[2], mqtt_topic, received_at)
-    return Accepted(key=ids[1].encode(), value=payload, headers=headers, reading_id=str(reading.reading_id))
+    header = facts_header(ids[0], ids[1], ids[2], received_at, reading)
+    return Accepted(key=ids[1].encode(), value=payload, headers=[header], reading_id=str(reading.reading_id))

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "apply the database migrations")
     p = add("ingest", cmd_ingest, "run the MQTT -> Kafka bridge")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
-    p = add("consume", cmd_consume, "run Kafka consumers: store, deadletters, flagger, chain")
+    p = add("consume", cmd_consume,
+            "run Kafka consumers: store, deadletters, flagger, chain; or readings (store and judge in one)")
     p.add_argument("names", nargs="+", help="consumers to run in this process")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     p = add("api", cmd_api, "serve the HTTP API")

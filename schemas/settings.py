@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     topic_deadletter: str = "rt.deadletter.v1"
     topic_partitions: int = 3
     topic_replication: int = 1
-    kafka_linger_ms: int = 5
+    # 20 ms: fewer, fuller produce requests (less CPU in the bridge, the broker and the consumers'
+    # fetches) for a latency the targets (publish -> row p99, positive -> SSE p99 < 1 s) do not feel.
+    kafka_linger_ms: int = 20
     # gzip halves producer throughput here (11.7k vs 27.5k msgs/s); lz4 or zstd need their packages.
     kafka_compression: Literal["gzip", "lz4", "snappy", "zstd", "none"] = "none"
     kafka_max_poll_interval_ms: int = 300_000

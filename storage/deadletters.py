@@ -1,4 +1,4 @@
-"""Reading the dead letters (table ``deadletters``); the dead-letter consumer writes them."""
+"""SQL of the dead letters (table ``deadletters``): the dead-letter consumer writes them, the API reads them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg2.extras import execute_values
+
 from storage.db import Connection
 from storage.where import Where
+
+_INSERT = (
+    "INSERT INTO deadletters (received_at, source, source_topic, code, reason, raw, raw_text,"
+    " kafka_topic, kafka_partition, kafka_offset, deadletter_id) VALUES %s"
+    " ON CONFLICT (deadletter_id) DO NOTHING"
+)
+
+
+def insert_deadletters(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Rows of (received_at, source, source_topic, code, reason, raw, raw_text, kafka_topic, kafka_partition,
+    kafka_offset, deadletter_id), each once (keyed by deadletter_id); returns how many were new."""
+    with conn.cursor() as cur:
+        execute_values(cur, _INSERT, rows, page_size=max(1, len(rows)))  # one page: rowcount counts them all
+        return int(cur.rowcount)
 
 
 @dataclass(frozen=True)

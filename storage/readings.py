@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from storage.db import Connection
+from storage.where import Where
 
 #: SHA-256 of a payload held in a jsonb column ``raw`` of the staging table (jsonb text is normalised).
 _CONTENT = "sha256(convert_to(s.raw::text, 'UTF8'))"
@@ -103,37 +104,25 @@ def list_readings(
 ) -> list[dict[str, Any]]:
     """Readings newest first (keyset on measured_at, reading_id) with the server's verdict beside the
     device's (a reading not judged yet has none; ``verdict=`` then leaves it out)."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if f.markets is not None:
-        clauses.append("r.market_id = ANY(%s)")
-        params.append(list(f.markets))
-    for column in ("market_id", "station_id", "device_id", "analyte", "commodity", "device_result"):
-        value = getattr(f, column)
-        if value is not None:
-            clauses.append(f"r.{column} = %s")
-            params.append(value)
-    if f.server_result is not None:
-        clauses.append("v.server_result = %s")
-        params.append(f.server_result)
-    for op, value in ((">=", f.since), ("<", f.until)):
-        if value is not None:
-            clauses.append(f"r.measured_at {op} %s")
-            params.append(value)
-    if after is not None:
-        clauses.append("(r.measured_at, r.reading_id) < (%s, %s::uuid)")
-        params.extend(after)
+    where = (
+        Where()
+        .markets(list(f.markets) if f.markets is not None else None, "r.market_id")
+        .equal({f"r.{c}": getattr(f, c)
+                for c in ("market_id", "station_id", "device_id", "analyte", "commodity", "device_result")})
+        .equal({"v.server_result": f.server_result})
+        .between("r.measured_at", f.since, f.until)
+        .after(("r.measured_at", "r.reading_id"), after, descending=True, placeholders=("%s", "%s::uuid"))
+    )
     columns = ", ".join(
         [f"r.{c}" for c in READING_COLUMNS] + [f"v.{c}" for c in VERDICT_COLUMNS] + (["r.raw"] if include_raw else [])
     )
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     query = (
         f"SELECT {columns} FROM readings r LEFT JOIN verdicts v "
         "ON v.reading_id = r.reading_id AND v.measured_at = r.measured_at "
-        f"{where} ORDER BY r.measured_at DESC, r.reading_id DESC LIMIT %s"
+        f"{where.sql()} ORDER BY r.measured_at DESC, r.reading_id DESC LIMIT %s"
     )
     with conn.cursor() as cur:
-        cur.execute(query, [*params, limit])
+        cur.execute(query, [*where.params, limit])
         found = _dicts(cur)
     for row in found:
         _agreement(row)

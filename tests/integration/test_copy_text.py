@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.copy_text import copy_buffer
+from storage.copy_text import copy_buffer
 from storage.db import connect
 
 pytestmark = pytest.mark.integration

@@ -146,3 +146,41 @@ def test_bridge_speaks_mqtt_311_and_5(settings, pipeline, mqtt_broker, protocol)
     payload = reading_payload()
     publish(mqtt_broker.url, protocol, [(reading_topic(), encode(payload))])
     wait_for(lambda: _count(s.database_url, payload["reading_id"]) == 1, what=f"a reading over MQTT {protocol}")
+
+
+def test_readings_with_and_without_mqtt5_properties_and_at_qos_0_all_arrive(settings, pipeline, mqtt_broker):
+    """The bridge's lean path takes QoS 1 packets without properties; paho's own path the rest."""
+    if mqtt_broker.amqtt:
+        pytest.skip("amqtt speaks MQTT 3.1.1 only")
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from ingest.mqtt_in import parse_mqtt_url
+
+    s = settings.with_overrides(mqtt_protocol="5")
+    pipeline("store", "deadletters", settings_override=s)
+    plain, with_props, qos0 = reading_payload(), reading_payload(), reading_payload()
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = 3600
+    props.UserProperty = ("origin", "test")
+    malformed = f"{{not json {uuid.uuid4()}".encode()  # its own bytes: other sessions may share the broker
+    address = parse_mqtt_url(mqtt_broker.url)
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="test-props",
+                         protocol=mqtt.MQTTv5)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(reading_topic(), encode(plain), qos=1),
+                 client.publish(reading_topic(), encode(with_props), qos=1, properties=props),
+                 client.publish(reading_topic(), encode(qos0), qos=0),
+                 client.publish(reading_topic(), malformed, qos=1, properties=props)]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    for p in (plain, with_props, qos0):
+        wait_for(lambda p=p: _count(s.database_url, p["reading_id"]) == 1, what=f"reading {p['reading_id']}")
+    wait_for(lambda: scalar(s.database_url, "SELECT code FROM deadletters WHERE raw = %s", [malformed]) == "not_json",
+             what="the malformed one with properties dead-lettered")

@@ -75,3 +75,13 @@ def test_deadlines_come_from_the_settings() -> None:
     d = f.deadlines_from(Settings(objection_window_h=2.5, posting_hour_farmers=10))
     assert d.objection_window == timedelta(hours=2.5) and d.posting_hour_farmers == 10
     assert f.deadlines_from(Settings()).objection_window == timedelta(hours=4)  # DOMAIN.md §3
+
+
+@pytest.mark.parametrize("server", ["negative", "positive", "suspicious", "invalid"])
+@pytest.mark.parametrize("device", [None, "negative", "positive", "invalid"])
+@pytest.mark.parametrize("cutoff", [None, 0.8])
+@pytest.mark.parametrize("cut", [False, True])
+def test_the_quick_question_agrees_with_the_kinds(server: str, device: str | None, cutoff: float | None,
+                                                   cut: bool) -> None:
+    j = judged(server, device, cutoff, cut)
+    assert f.raises_any(j.server_result, j.verdict_mismatch, j.cutoff_mismatch, j.device_cutoff) == bool(f.kinds_for(j))

@@ -54,24 +54,12 @@ KAFKA_ADAPTERS = frozenset({"ingest.kafka_out", "consumers.runner", "consumers.k
 #: Remove an entry when its import goes; never add one.
 ALLOWED: frozenset[tuple[str, str]] = frozenset({
     ("ingest.bridge", "kafka"),  # the bridge types its producer (KafkaProducer) beside ingest.kafka_out
-    ("consumers.flagger", "kafka"),  # its own KafkaProducer and ConsumerRecord: the runner should own Kafka
-    ("consumers.flagger", "kafka.consumer.fetcher"),
-    ("consumers.records", "kafka.consumer.fetcher"),  # handlers take kafka's ConsumerRecord, not our record type
-    ("consumers.reading_store", "kafka.consumer.fetcher"),
-    ("consumers.deadletter_store", "kafka.consumer.fetcher"),
-    ("consumers.chain_store", "kafka"),
-    ("consumers.chain_store", "kafka.consumer.fetcher"),
     ("bench.chain", "psycopg2"),  # CHECKPOINT before measuring
     ("bench.chain", "kafka"),
-    ("bench.flagging", "kafka.consumer.fetcher"),
     ("bench.components", "kafka"),  # measures the Kafka client alone
     ("bench.components", "kafka.admin"),
     ("bench.components", "kafka.record"),
     ("bench.components", "psycopg2.extras"),
-    ("consumers.failure_store", "psycopg2.extras"),  # execute_values: the SQL belongs in storage/failures.py
-    ("consumers.deadletter_store", "psycopg2.extras"),  # execute_values: belongs in storage/
-    ("consumers.testing", "kafka"),  # the runner's test source makes kafka ConsumerRecords, since handlers take them
-    ("consumers.testing", "kafka.consumer.fetcher"),
     ("simulators.publisher", "ingest.mqtt_in"),  # sideways: shares the bridge's MQTT connection helpers
 })
 

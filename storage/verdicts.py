@@ -1,4 +1,4 @@
-"""SQL of the flagger's judging side: verdicts, threshold snapshots, device activity, anomaly inputs.
+"""SQL of the verdicts family: verdicts, threshold snapshots, device activity, anomaly inputs (the flagger writes them).
 
 Every write here runs inside the caller's open transaction and is idempotent
 (``ON CONFLICT DO NOTHING`` on natural keys), so a redelivered batch writes
@@ -17,8 +17,8 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 
-from consumers.copy_text import copy_buffer
 from domain.anomaly import Counts, DeviceSeen
+from storage.copy_text import copy_buffer
 from storage.db import Connection
 
 
