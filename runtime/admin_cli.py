@@ -80,7 +80,8 @@ def _add_device_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
-    from api.auth import TokenRequestError, issue_token
+    from domain.access import TokenRequestError
+    from storage.tokens import issue_token
 
     days = None if args.no_expiry else (args.expires_in_days or settings.token_expiry_days)
     expires = utc_now() + timedelta(days=days) if days else None
@@ -97,7 +98,7 @@ def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from api.auth import revoke_token
+    from storage.tokens import revoke_audited
 
     if args.all_local:
         from runtime.local_token import revoke_local
@@ -108,7 +109,7 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     if not args.token_id:
         return fail("give a TOKEN_ID or --all-local")
     with _db(settings) as conn:
-        record = revoke_token(conn, args.token_id, actor())
+        record = revoke_audited(conn, args.token_id, actor())
     if record is None:
         return fail(f"no token {args.token_id}")
     print_json(record.as_dict())

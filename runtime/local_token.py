@@ -27,8 +27,8 @@ def _dsn(settings: Settings) -> str:
 
 def local_token(settings: Settings) -> tuple[str, bool]:
     """The kept token if still live, else a new one (kept); and whether it is new."""
-    from api.auth import hash_token, issue_token
-    from storage.tokens import find_active
+    from domain.access import hash_token
+    from storage.tokens import find_active, issue_token
 
     path = token_path(settings)
     conn = connect(_dsn(settings), application_name="rapidtrace-up")

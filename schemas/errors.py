@@ -21,7 +21,7 @@ fails the same way again until its input or the state changes)::
     │   ├── PoisonRecord                 (consumers.runner) a record no retry can write: a dead letter
     │   ├── ThresholdError               (domain.judging) a threshold registry entry that cannot judge
     │   ├── CredentialError              (domain.device_acl) ids that cannot be an MQTT account
-    │   ├── TokenRequestError            (api.auth) a token that cannot be issued as asked
+    │   ├── TokenRequestError            (domain.access) a token that cannot be issued as asked
     │   └── EvidenceMissing, RetestRefused  (also WorkflowErrors)
     ├── Conflict                         the request clashes with what is already there
     │   ├── DeviceExists                 (storage.devices)

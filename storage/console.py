@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.workflow import SCREEN_KIND_VALUES
-from storage.db import Connection
+from storage.db import Connection, dict_rows
 
 #: Group keys of the district table: a trusted column of ``pass_rate_<dim>_hourly`` and ``failures``...
 GROUP_COLUMNS = {"town": "", "village": "", "grid": "", "market": "market_id", "analyte": "analyte",
@@ -30,11 +30,6 @@ def _group_key(group: str, table: str) -> str:
 
 def _relation(group: str) -> str:
     return "pass_rate_market_hourly" if group in REGISTRY_KEYS else f"pass_rate_{group}_hourly"
-
-
-def _dicts(cur: Any) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description or ()]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def _scope(markets: list[str] | None, params: dict[str, Any], column: str = "market_id") -> str:
@@ -125,7 +120,7 @@ def range_totals(conn: Connection, q: RangeQuery) -> list[dict[str, Any]]:
     with conn.cursor() as cur:
         cur.execute("SET LOCAL work_mem = '32MB'")
         cur.execute(query, params)
-        return [shape_totals(r) for r in _dicts(cur)]
+        return [shape_totals(r) for r in dict_rows(cur)]
 
 
 def shape_totals(row: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +150,7 @@ def daily_trend(conn: Connection, since: datetime, until: datetime, markets: lis
                  GROUP BY 1 ORDER BY 1""",
             params,
         )
-        return _dicts(cur)
+        return dict_rows(cur)
 
 
 def group_names(conn: Connection, group: str, keys: list[str]) -> dict[str, str]:
@@ -180,4 +175,4 @@ def recent_certificates(conn: Connection, markets: list[str] | None, limit: int 
                  WHERE stall_id IS NOT NULL {scope} ORDER BY issued_at DESC, certificate_no LIMIT %(limit)s""",
             params,
         )
-        return _dicts(cur)
+        return dict_rows(cur)

@@ -58,6 +58,12 @@ def translated(doing: str = "the database operation") -> Iterator[None]:
         raise storage_error(exc, doing) from exc
 
 
+def dict_rows(cur: Any) -> list[dict[str, Any]]:
+    """The cursor's remaining rows as dicts keyed by column name."""
+    names = [d[0] for d in cur.description or ()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
 def connect(dsn: str, *, application_name: str = "rapidtrace", connect_timeout: int = 5) -> Connection:
     """A connection in UTC that takes uuid.UUID parameters; StorageUnavailable when the server cannot be reached."""
     try:

@@ -22,7 +22,7 @@ from psycopg2.extras import execute_values
 
 from domain import workflow
 from domain.failures import NEWEST_READINGS, NewFailure
-from storage.db import Connection
+from storage.db import Connection, dict_rows
 from storage.where import Where
 
 #: Taken (transaction-scoped) right before inserting failure events, so their
@@ -44,11 +44,6 @@ EVENT_FIELDS = ("seq", "action", "from_state", "to_state", "actor", "role", "at"
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _dicts(cur: Any) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description or ()]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def _text_ids(row: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +171,7 @@ def overdue_failures(conn: Connection, now: datetime, limit: int = 500) -> list[
             "WHERE closed_at IS NULL AND due_at < %s AND kind <> 'overdue' ORDER BY due_at LIMIT %s",
             (now, limit),
         )
-        return _dicts(cur)
+        return dict_rows(cur)
 
 
 # --- outbox ---
@@ -255,7 +250,7 @@ def list_failures(
              "ORDER BY raised_at DESC, failure_id DESC LIMIT %s")
     with conn.cursor() as cur:
         cur.execute(query, [*where.params, limit])
-        return [_text_ids(r) for r in _dicts(cur)]
+        return [_text_ids(r) for r in dict_rows(cur)]
 
 
 def get_failure(
@@ -269,7 +264,7 @@ def get_failure(
         params.append(markets)
     with conn.cursor() as cur:
         cur.execute(query + (" FOR UPDATE" if lock else ""), params)
-        found = _dicts(cur)
+        found = dict_rows(cur)
     return _text_ids(found[0]) if found else None
 
 
@@ -284,7 +279,7 @@ def newest_readings(conn: Connection, failure_id: str, limit: int = NEWEST_READI
             "ORDER BY l.measured_at DESC, l.reading_id DESC",
             (failure_id, limit),
         )
-        return _dicts(cur)
+        return dict_rows(cur)
 
 
 def verdict_at(conn: Connection, reading_id: str, measured_at: datetime) -> dict[str, Any] | None:
@@ -297,7 +292,7 @@ def verdict_at(conn: Connection, reading_id: str, measured_at: datetime) -> dict
             "WHERE v.reading_id = %s::uuid AND v.measured_at = %s",
             (reading_id, measured_at),
         )
-        found = _dicts(cur)
+        found = dict_rows(cur)
     return found[0] if found else None
 
 
@@ -308,7 +303,7 @@ def history(conn: Connection, failure_id: str) -> list[dict[str, Any]]:
             f"SELECT {', '.join(EVENT_FIELDS)} FROM failure_events WHERE failure_id = %s::uuid ORDER BY seq",
             (failure_id,),
         )
-        return _dicts(cur)
+        return dict_rows(cur)
 
 
 def events_of(rows: Sequence[dict[str, Any]]) -> list[workflow.Event]:
@@ -359,7 +354,7 @@ def feed_after(conn: Connection, after_seq: int, markets: list[str] | None, limi
         params.append(markets)
     with conn.cursor() as cur:
         cur.execute(query + " ORDER BY e.seq LIMIT %s", [*params, limit])
-        return [_text_ids(r) for r in _dicts(cur)]
+        return [_text_ids(r) for r in dict_rows(cur)]
 
 
 def latest_seq(conn: Connection) -> int:

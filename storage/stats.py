@@ -24,7 +24,7 @@ from domain.failures import quality_figures
 from domain.pass_rate import shape
 from domain.workflow import SCREEN_KIND_VALUES
 from storage import registry
-from storage.db import Connection
+from storage.db import Connection, dict_rows
 from storage.failures import outcome_counts
 from storage.where import Where
 
@@ -155,8 +155,7 @@ def pass_rate_rows(
     with conn.cursor() as cur:
         cur.execute("SET LOCAL work_mem = '32MB'")  # the closure figures sort every failure of the range
         cur.execute(query, params)
-        names = [d[0] for d in cur.description or ()]
-        out = [shape(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+        out = [shape(r) for r in dict_rows(cur)]
     if q.group_by in (GroupBy.TOWN, GroupBy.VILLAGE):
         regions = registry.region_names(conn, (row["group"] for row in out))
         for row in out:
@@ -191,8 +190,7 @@ def list_strip_lots(
             "GROUP BY analyte, strip_lot ORDER BY analyte, strip_lot LIMIT %s",
             [*where.params, limit],
         )
-        names = [d[0] for d in cur.description or ()]
-        found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        found = dict_rows(cur)
     keys = [(r["analyte"], r["strip_lot"]) for r in found]
     outcomes = outcome_counts(conn, "strip_lot", keys, f.since, f.until, f.markets, f.market_id)
     out = []

@@ -1,4 +1,5 @@
-"""SQL for API bearer tokens (table ``api_tokens``); only each token's SHA-256 is stored."""
+"""API bearer tokens (table ``api_tokens``): issue and revoke them, audited, and find the active one of a hash;
+only each token's SHA-256 is stored (the rules of a token are in :mod:`domain.access`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from domain.access import DEFAULT_RATE_PER_MINUTE, check_token_request, hash_token, new_token, new_token_id
+from storage.audit import record_audit
 from storage.db import Connection
 from storage.where import Where
 
@@ -29,6 +32,38 @@ class TokenRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """The secret is returned once, at issue, and never again."""
+
+    token: str
+    record: TokenRecord
+
+
+def issue_token(conn: Connection, *, name: str, role: str, markets: list[str] | None = None,
+                holder_id: str | None = None, rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
+                expires_at: datetime | None = None, actor: str) -> IssuedToken:
+    """Create a token in the caller's transaction and audit it; TokenRequestError when the scope is wrong."""
+    markets = check_token_request(name, role, markets, holder_id, rate_per_minute)
+    token = new_token()
+    record = insert_token(
+        conn, token_id=new_token_id(), token_sha256=hash_token(token), name=name.strip(), role=role,
+        markets=markets, holder_id=holder_id if role == "producer" else None, rate_per_minute=rate_per_minute,
+        expires_at=expires_at, actor=actor,
+    )
+    record_audit(conn, actor, "token.issue", f"token:{record.token_id}",
+                 {"name": record.name, "role": role, "markets": markets, "holder_id": record.holder_id})
+    return IssuedToken(token, record)
+
+
+def revoke_audited(conn: Connection, token_id: str, actor: str) -> TokenRecord | None:
+    """Revoke a token and audit it (idempotent); None when there is no such token."""
+    record = revoke_token(conn, token_id, actor)
+    if record is not None:
+        record_audit(conn, actor, "token.revoke", f"token:{token_id}", {"name": record.name})
+    return record
 
 
 def _record(row: tuple[Any, ...]) -> TokenRecord:

@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import DEFAULT_RATE_PER_MINUTE, issue_token, revoke_token
 from api.deps import Db, Principal, SettingsDep, require_role
 from api.errors import ApiError
 from api.pagination import Page, cursor_value, page_of, page_size
+from domain.access import DEFAULT_RATE_PER_MINUTE
 from schemas.common import AwareDatetime, Identifier
 from storage import devices, tokens
 from storage.audit import AuditEntry, list_audit
@@ -99,7 +99,7 @@ def create_token(body: TokenRequest, db: Db, principal: Regulator) -> IssuedToke
     """Issue an API token; the secret is in this answer only."""
     markets = body.markets if isinstance(body, OperatorTokenRequest) else None
     holder_id = body.holder_id if isinstance(body, ProducerTokenRequest) else None
-    issued = issue_token(db, name=body.name, role=body.role, markets=markets, holder_id=holder_id,
+    issued = tokens.issue_token(db, name=body.name, role=body.role, markets=markets, holder_id=holder_id,
                          rate_per_minute=body.rate_per_minute, expires_at=body.expires_at, actor=principal.name)
     db.commit()
     return IssuedToken(**issued.record.as_dict(), token=issued.token)
@@ -117,7 +117,7 @@ def token_list(db: Db, _: Regulator, settings: SettingsDep, include_revoked: boo
 @router.post("/tokens/{token_id}/revoke")
 def token_revoke(token_id: Annotated[str, Path(max_length=64)], db: Db, principal: Regulator) -> tokens.TokenRecord:
     """Revoke a token at once (idempotent)."""
-    record = revoke_token(db, token_id, principal.name)
+    record = tokens.revoke_audited(db, token_id, principal.name)
     if record is None:
         raise ApiError(404, "not_found", f"no token {token_id}")
     db.commit()

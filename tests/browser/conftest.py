@@ -104,8 +104,8 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def issue_token(db_dsn: str) -> Callable[..., str]:
-    from api.auth import issue_token as issue
     from storage.db import connect
+    from storage.tokens import issue_token as issue
 
     def make(role: str, **kwargs: Any) -> str:
         conn = connect(db_dsn)

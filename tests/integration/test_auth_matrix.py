@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from kafka.consumer.fetcher import ConsumerRecord
 
 from api.app import create_app
-from api.auth import issue_token
 from consumers.flagger import Flagger
 from schemas.common import utc_now
 from schemas.envelope import reading_headers
 from schemas.settings import Settings
 from storage.db import connect
+from storage.tokens import issue_token
 from tests.helpers import encode, publish, reading_payload, reading_topic, rows, scalar, wait_for
 
 pytestmark = pytest.mark.integration

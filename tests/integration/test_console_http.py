@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import issue_token
 from schemas.settings import Settings
 from storage.db import connect
+from storage.tokens import issue_token
 from tests.helpers import encode, publish, reading_payload, reading_topic, scalar, wait_for
 
 pytestmark = pytest.mark.integration

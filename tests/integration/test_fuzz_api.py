@@ -29,9 +29,9 @@ from schemathesis.checks import CHECKS, load_all_checks, positive_data_acceptanc
 from schemathesis.python import asgi
 
 from api.app import create_app
-from api.auth import issue_token
 from schemas.settings import Settings
 from storage.db import connect
+from storage.tokens import issue_token
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from api.auth import issue_token
 from schemas.settings import Settings
 from storage.db import connect
+from storage.tokens import issue_token
 from tests.helpers import encode, publish, reading_payload, reading_topic, rows, scalar, wait_for
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,8 @@ import psycopg2
 import pytest
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
-from api.auth import TokenRequestError
 from api.errors import ApiError, answer_of
+from domain.access import TokenRequestError
 from domain.device_acl import CredentialError
 from domain.judging import ThresholdError
 from domain.workflow import EvidenceMissing, RetestRefused, RoleRefused, TransitionRefused, WorkflowError

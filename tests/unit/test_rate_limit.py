@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.auth import RateLimiter, TokenRequestError, _check_scope, hash_token, new_token
+from api.auth import RateLimiter
+from domain.access import TokenRequestError, hash_token, new_token, token_scope
 
 
 class Clock:
@@ -49,9 +50,9 @@ def test_tokens_are_random_and_hashed() -> None:
 ])
 def test_scope_must_fit_the_role(role: str, markets: list[str] | None, holder: str | None) -> None:
     with pytest.raises(TokenRequestError):
-        _check_scope(role, markets, holder)
+        token_scope(role, markets, holder)
 
 
 def test_operator_markets_are_deduplicated() -> None:
-    assert _check_scope("operator", ["m2", "m1", "m2"], None) == ["m1", "m2"]
-    assert _check_scope("producer", None, "coop-a") is None
+    assert token_scope("operator", ["m2", "m1", "m2"], None) == ["m1", "m2"]
+    assert token_scope("producer", None, "coop-a") is None

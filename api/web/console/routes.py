@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.auth import LIMITER, TOKEN_PREFIX, hash_token
+from api.auth import LIMITER
 from api.deps import Database
 from api.web.console import district, district_admin, failure, live, public_links, today, trace
 from api.web.console import session as sess
 from api.web.console.forms import form_fields
 from api.web.templating import render
 from api.web.urls import safe_next
+from domain.access import TOKEN_PREFIX, hash_token
 from storage import tokens
 
 router = APIRouter(prefix="/console", include_in_schema=False)

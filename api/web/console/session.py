@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 
 from fastapi import Request, Response
 
-from api.auth import LIMITER, hash_token, principal_of
+from api.auth import LIMITER, principal_of
 from api.deps import ANONYMOUS_REGULATOR, Database, Principal
 from api.errors import ApiError
 from api.web.errors import LoginRequired
+from domain.access import hash_token
 from schemas.settings import Settings
 from storage import console_sessions, tokens
 
