@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from storage.db import Connection
+from storage.db import Connection, dict_rows
 from storage.where import Where
 
 #: SHA-256 of a payload held in a jsonb column ``raw`` of the staging table (jsonb text is normalised).
@@ -123,7 +123,7 @@ def list_readings(
     )
     with conn.cursor() as cur:
         cur.execute(query, [*where.params, limit])
-        found = _dicts(cur)
+        found = dict_rows(cur)
     for row in found:
         _agreement(row)
     return found
@@ -134,11 +134,6 @@ def _agreement(row: dict[str, Any]) -> dict[str, Any]:
     server, device = row.get("server_result"), row.get("device_result")
     row["agrees"] = None if server is None or device is None else server == device
     return row
-
-
-def _dicts(cur: Any) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description or ()]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def get_reading(
@@ -178,7 +173,7 @@ def get_reading_at(
         params.append(list(markets))
     with conn.cursor() as cur:
         cur.execute(query, params)
-        found = _dicts(cur)
+        found = dict_rows(cur)
     if not found:
         return None
     return _agreement(found[0])
