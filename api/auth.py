@@ -17,12 +17,9 @@ from api.errors import ApiError
 from domain.access import TOKEN_PREFIX, Principal, Role, hash_token
 from storage import tokens
 from storage.db import Connection
-from storage.tokens import issue_token
 
 BURST_SECONDS = 10.0
-#: ``issue_token`` is re-exported for bench/console.py (owned elsewhere), which imports it from here; everything
-#: else imports it from storage.tokens.
-__all__ = ["LIMITER", "RateLimiter", "issue_token", "principal_of", "resolve_principal"]
+__all__ = ["LIMITER", "RateLimiter", "principal_of", "resolve_principal"]
 
 
 def principal_of(record: tokens.TokenRecord) -> Principal:

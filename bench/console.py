@@ -121,8 +121,8 @@ def time_pages(dsn: str, repeat: int, now: datetime) -> list[tuple[str, float, f
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from api.auth import issue_token
     from schemas.settings import Settings
+    from storage.tokens import issue_token
 
     conn = connect(dsn)
     try:

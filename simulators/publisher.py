@@ -29,9 +29,9 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.mqtt_in import parse_mqtt_url
 from schemas.common import utc_now
 from schemas.errors import MqttFailure
+from schemas.mqtt_url import parse_mqtt_url
 from schemas.settings import Settings
 from simulators.district import DISTRICT
 from simulators.entry_scans import certificate_pool, entry_messages, fleet_district

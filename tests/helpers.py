@@ -11,7 +11,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ingest.mqtt_in import parse_mqtt_url
+from schemas.mqtt_url import parse_mqtt_url
 from storage.db import connect
 
 

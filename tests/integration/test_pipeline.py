@@ -156,7 +156,7 @@ def test_readings_with_and_without_mqtt5_properties_and_at_qos_0_all_arrive(sett
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from ingest.mqtt_in import parse_mqtt_url
+    from schemas.mqtt_url import parse_mqtt_url
 
     s = settings.with_overrides(mqtt_protocol="5")
     pipeline("store", "deadletters", settings_override=s)

@@ -13,7 +13,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from ingest.mqtt_in import BrokerAddress, parse_mqtt_url
+from schemas.mqtt_url import BrokerAddress, parse_mqtt_url
 from simulators.fleet import Fleet, FleetConfig
 from simulators.malformed import MALFORMED_CASES
 from simulators.publisher import Publisher, PublisherError, RateLimiter, publish_fleet

@@ -60,7 +60,6 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset({
     ("bench.components", "kafka.admin"),
     ("bench.components", "kafka.record"),
     ("bench.components", "psycopg2.extras"),
-    ("simulators.publisher", "ingest.mqtt_in"),  # sideways: shares the bridge's MQTT connection helpers
 })
 
 
