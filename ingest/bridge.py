@@ -21,8 +21,8 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from kafka import KafkaProducer
 from prometheus_client import Counter, Gauge
 
 from ingest.kafka_out import make_producer
@@ -31,6 +31,9 @@ from ingest.route import Rejected, route
 from schemas.common import utc_now
 from schemas.deadletter import deadletter_value
 from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
