@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -62,9 +61,9 @@ def _region(value: object) -> str:
     return text if text.isprintable() else text.translate(_CONTROL)
 
 
-@dataclass(frozen=True, slots=True)
-class ReadingFacts:
-    """What the consumers need of a validated reading, normalised: times in UTC, enums as their values."""
+class ReadingFacts(NamedTuple):
+    """What the consumers need of a validated reading, normalised: times in UTC, enums as their values.
+    (A named tuple: made for every reading, and a tuple is the cheapest immutable value to make.)"""
 
     reading_id: UUID
     measured_at: datetime
@@ -104,6 +103,7 @@ _N_FACTS = 20
 _N_HEADER = 5 + _N_FACTS
 _SEP = "\x1f"  # ASCII unit separator: no validated text can hold it (control characters are refused)
 _CONTROL = dict.fromkeys(range(32), None)
+_KNOWN_IDS: set[tuple[str, str, str]] = set()
 
 
 def facts_header(market_id: str, station_id: str, device_id: str, received_at: datetime,
@@ -158,9 +158,13 @@ def _from_facts_header(blob: bytes) -> tuple[str, str, str, datetime, ReadingFac
         raise RecordError("header rt_reading is not UTF-8") from None
     if len(v) != _N_HEADER or v[0] != "1":
         raise RecordError(f"header rt_reading is not version 1 with {_N_HEADER} values")
-    for name, value in (("market_id", v[1]), ("station_id", v[2]), ("device_id", v[3])):
-        if not ID_RE.match(value):
-            raise RecordError(f"rt_reading {name} {value[:80]!r} is not an identifier")
+    ids = (v[1], v[2], v[3])
+    if ids not in _KNOWN_IDS:
+        for name, value in zip(("market_id", "station_id", "device_id"), ids, strict=True):
+            if not ID_RE.match(value):
+                raise RecordError(f"rt_reading {name} {value[:80]!r} is not an identifier")
+        if len(_KNOWN_IDS) < 100_000:  # a fleet's readers: each checked once
+            _KNOWN_IDS.add(ids)
     for position, name in ((8, "commodity"), (13, "analyte"), (16, "strip_lot")):
         if not v[position]:
             raise RecordError(f"rt_reading lacks {name}")
@@ -181,8 +185,7 @@ def _from_facts_header(blob: bytes) -> tuple[str, str, str, datetime, ReadingFac
     return v[1], v[2], v[3], _utc(v[4], "received_at"), facts
 
 
-@dataclass(frozen=True, slots=True)
-class ReadingRecord:
+class ReadingRecord(NamedTuple):
     """A reading as consumed: the ids of record, when the bridge got it, its facts, the raw JSON."""
 
     market_id: str
