@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from domain.chain import canonical_json, canonical_record
 from schemas.certificate import parse_certificate
 from schemas.common import ID_RE, describe_validation_error
-from schemas.envelope import facts_header
+from schemas.envelope import ReadingFacts, facts_header
 from schemas.reading import MAX_PAYLOAD_BYTES, Reading
 
 READING_TOPIC = re.compile(r"^rt/v1/markets/([^/]*)/stations/([^/]*)/devices/([^/]*)/readings$")
@@ -157,5 +157,5 @@ def route_reading(mqtt_topic: str, payload: bytes, received_at: datetime) -> Acc
             return Rejected(
                 ID_MISMATCH, f"payload {label} {payload_value!r} disagrees with topic {label} {topic_value!r}"
             )
-    header = facts_header(ids[0], ids[1], ids[2], received_at, reading)
+    header = facts_header(ids[0], ids[1], ids[2], received_at, ReadingFacts.of(reading))
     return Accepted(key=ids[1].encode(), value=payload, headers=[header], reading_id=str(reading.reading_id))

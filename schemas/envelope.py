@@ -107,25 +107,17 @@ _KNOWN_IDS: set[tuple[str, str, str]] = set()
 
 
 def facts_header(market_id: str, station_id: str, device_id: str, received_at: datetime,
-                 r: Reading) -> tuple[str, bytes]:
+                 f: ReadingFacts) -> tuple[str, bytes]:
     """The ``rt_reading`` header of a reading the bridge validated: its values joined by U+001F,
-    an empty value for none (no valid text is empty), numbers as Python writes them (exactly).
-    Built from the validated model directly (it is the bridge's hot path); :meth:`ReadingFacts.of`
-    is the same mapping, and a test holds the two together."""
-    s, a, g = r.sample, r.assay, r.signal
-    c, t, i, k = a.cutoff_ratio, g.c_line, g.t_line, g.inhibition_pct
-    extra = r.__pydantic_extra__
-    region = (extra.get("region_code") if extra else None) or (
-        s.__pydantic_extra__.get("region_code") if s.__pydantic_extra__ else None)
+    an empty value for none (no valid text is empty), numbers as Python writes them (exactly)."""
+    c, t, i, k = f.cutoff_ratio, f.c_line, f.t_line, f.inhibition_pct
     return FACTS_HEADER, _SEP.join((
         "1", market_id, station_id, device_id,
-        (received_at if received_at.tzinfo is UTC else received_at.astimezone(UTC)).isoformat(), str(r.reading_id),
-        r.measured_at.isoformat(), s.sample_id or "", s.commodity,
-        s.commodity_category.value if s.commodity_category else "", s.vendor_id or "", s.certificate_no or "",
-        s.lot_code or "", a.analyte, a.method.value, a.method_standard or "", a.strip_lot,
+        (received_at if received_at.tzinfo is UTC else received_at.astimezone(UTC)).isoformat(), str(f.reading_id),
+        f.measured_at.isoformat(), f.sample_id or "", f.commodity, f.commodity_category or "", f.vendor_id or "",
+        f.certificate_no or "", f.lot_code or "", f.analyte, f.method.value, f.method_standard or "", f.strip_lot,
         "" if c is None else repr(c), "" if t is None else repr(t), "" if i is None else repr(i),
-        "" if k is None else repr(k), r.device_result.value if r.device_result else "", r.operator_id or "",
-        r.firmware or "", _region(region) if region else "",
+        "" if k is None else repr(k), f.device_result or "", f.operator_id or "", f.firmware or "", f.region_code,
     )).encode()
 
 
