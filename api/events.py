@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Database
 from schemas.common import rfc3339
+from storage.db import Connection
 from storage.failures import feed_after, latest_seq
 
 POLL_INTERVAL_S = 0.1
@@ -54,6 +55,16 @@ class FeedOptions:
     after: int | None
     max_events: int | None = None
     timeout_s: float | None = None
+    #: Adds display fields to a batch of rows before they are sent, on the batch's connection (the console's
+    #: stream: each failure's summary in the page's language); None sends the rows as stored (the API's stream).
+    present: Callable[[Connection, list[dict[str, Any]]], None] | None = None
+
+
+def _feed(conn: Connection, after: int, options: FeedOptions) -> list[dict[str, Any]]:
+    rows = feed_after(conn, after, options.markets, BATCH)
+    if rows and options.present is not None:
+        options.present(conn, rows)
+    return rows
 
 
 def _with_conn(database: Database, fn: Callable[..., Any], *args: Any) -> Any:
@@ -76,7 +87,7 @@ async def stream(request: Request, database: Database, options: FeedOptions) -> 
     while True:
         if await request.is_disconnected():
             return
-        rows = await run_in_threadpool(_with_conn, database, feed_after, after, options.markets, BATCH)
+        rows = await run_in_threadpool(_with_conn, database, _feed, after, options)
         for row in rows:
             yield format_event(row)
             after = row["seq"]

@@ -268,6 +268,25 @@ def get_failure(
     return _text_ids(found[0]) if found else None
 
 
+
+#: What a page words a failure's summary from that a list (or the live feed) may lack; ``parent_kind`` is the kind
+#: of the failure an overdue step is about.
+DISPLAY_FIELDS = ("details", "subject", "parent_failure_id", "certificate_no", "occurrences", "parent_kind")
+
+
+def display_facts(conn: Connection, failure_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """:data:`DISPLAY_FIELDS` of each failure, by failure id (one query for a page's rows or a feed batch)."""
+    if not failure_ids:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT f.failure_id::text, f.details, f.subject, f.parent_failure_id::text, f.certificate_no, "
+            "f.occurrences, p.kind FROM failures f LEFT JOIN failures p ON p.failure_id = f.parent_failure_id "
+            "WHERE f.failure_id = ANY(%s::uuid[])",
+            (list(dict.fromkeys(str(i) for i in failure_ids)),),
+        )
+        return {row[0]: dict(zip(DISPLAY_FIELDS, row[1:], strict=True)) for row in cur.fetchall()}
+
 def newest_readings(conn: Connection, failure_id: str, limit: int = NEWEST_READINGS) -> list[dict[str, Any]]:
     """The newest readings a failure covers, with their verdicts (one chunk each: full keys)."""
     with conn.cursor() as cur:

@@ -55,9 +55,19 @@ def test_operator_sees_a_positive_live_and_walks_it_to_closure(
     assert "韭菜" in row.inner_text()
     assert operator.locator("#live-cue.shown").is_visible()
     screenshot(operator, "console-today-live")
+    # the live row is worded in Chinese on the server, as the rows a reload renders: never the stored English
+    live_summary = row.locator("a").inner_text()
+    assert live_summary.startswith("阳性：韭菜 / 毒死蜱，mkt-a/s1（T/C 比值 0.48 ≤ 阳性阈值 0.8）"), live_summary
+    assert "positive strip" not in row.inner_text() and "毒死蜱" in row.locator("td").nth(5).inner_text()
+    assert "positive strip" not in operator.locator("#live-cue").inner_text()
+    live_cells = row.locator("td").all_inner_texts()
+    operator.reload()
+    rendered = operator.locator("#live-failures tbody tr").first
+    assert rendered.locator("td").all_inner_texts()[1:-1] == live_cells[1:-1]  # the same but time and due formats
 
-    row.locator("a").click()
+    rendered.locator("a").click()
     operator.wait_for_selector("#history")
+    assert operator.locator("#failure-summary").inner_text() == live_summary
     assert operator.locator("#objection-countdown").is_visible()
     assert operator.locator("#server-verdict").inner_text().strip().startswith("阳性")
     assert operator.locator('form[data-action="destroy"]').count() == 0  # inside the 4 h window

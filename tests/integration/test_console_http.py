@@ -6,6 +6,7 @@ does not show: headers, status codes, cookies, forged requests.)
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -200,3 +201,62 @@ def test_regulator_pages_thresholds_form_and_report(app_client: Callable[[], Tes
     assert client.get("/console/district/report", params={"month": "2026-13"}).status_code == 422
     assert client.get("/console/district/deadletters").status_code == 200
     assert client.get("/console/public").status_code == 200
+
+
+def test_console_words_summaries_in_the_pages_language(
+    app_client: Callable[[], TestClient], issue: Callable[..., str], settings: Settings,
+    pipeline: Callable[..., Any], db_dsn: str,
+) -> None:
+    """A positive and a reader the server contradicts, through MQTT, the bridge, Kafka and the flagger: the console
+    shows them in Chinese (today, the district, each failure's page) and in English on the switch, never the
+    flagger's stored English sentence in Chinese; the API keeps that sentence."""
+    pipeline("store", "flagger")
+    mismatch = reading_payload(device_result="positive")  # T/C 0.98: the server judges it negative
+    mismatch["measured_at"] = (datetime.now(UTC) - timedelta(minutes=2)).isoformat()
+    topic = reading_topic("mZ", "s1", "dZ")
+    publish(settings.mqtt_url or "", settings.mqtt_protocol,
+            [(topic, encode(positive("mZ"))), (topic, encode(mismatch))])
+    wait_for(lambda: scalar(db_dsn, "SELECT count(*) FROM failures WHERE market_id = 'mZ'") == 2, what="2 failures")
+    ids = {k: str(scalar(db_dsn, "SELECT failure_id FROM failures WHERE kind = %s", [k]))
+           for k in ("positive", "verdict_mismatch")}
+    stored = {k: str(scalar(db_dsn, "SELECT summary FROM failures WHERE kind = %s", [k])) for k in ids}
+    assert stored == {
+        "positive": "positive strip: 韭菜 / chlorpyrifos at mZ/s1 (T/C 0.5000 <= 0.8)",
+        "verdict_mismatch": "device dZ said positive, server judged negative: 韭菜 / chlorpyrifos at mZ/s1",
+    }
+    zh = {"positive": "阳性：韭菜 / 毒死蜱，mZ/s1（T/C 比值 0.5 ≤ 阳性阈值 0.8）",
+          "verdict_mismatch": "读卡器 dZ 判为阳性，服务器判为阴性：韭菜 / 毒死蜱，mZ/s1"}
+    en = {"positive": "Positive: 韭菜 / chlorpyrifos at mZ/s1 (T/C 0.5 ≤ r_pos 0.8)",
+          "verdict_mismatch": "reader dZ said positive, the server judged negative: 韭菜 / chlorpyrifos at mZ/s1"}
+
+    def shows(page: str, want: dict[str, str], kinds: tuple[str, ...] = ("positive", "verdict_mismatch")) -> None:
+        for kind in kinds:
+            assert want[kind] in page, (kind, want[kind])
+            assert stored[kind] not in page and html.escape(stored[kind]) not in page, kind
+
+    client = app_client()
+    login(client, issue("operator", markets=["mZ"]))
+    today = client.get("/console/")
+    assert today.status_code == 200
+    shows(today.text, zh)
+    assert "&amp;lang=zh-CN" in today.text  # the live stream words its rows in the page's language
+    for kind, fid in ids.items():
+        page = client.get(f"/console/failures/{fid}")
+        assert page.status_code == 200
+        shows(page.text, zh, (kind,))
+        assert f'<span id="failure-summary">{zh[kind]}</span>' in page.text
+    shows(client.get("/console/", params={"lang": "en"}).text, en)
+    english = client.get(f"/console/failures/{ids['verdict_mismatch']}")  # the cookie the switch set
+    assert en["verdict_mismatch"] in english.text
+
+    client.cookies.clear()
+    login(client, issue("regulator"))
+    district = client.get("/console/district", params={"lang": "zh-CN"})
+    assert district.status_code == 200
+    shows(district.text, zh)  # open positives and anomalies
+
+    api = client.get("/v1/failures", params={"market_id": "mZ"},
+                     headers={"Authorization": f"Bearer {issue('regulator', name='api')}"})
+    assert api.status_code == 200, api.text
+    assert {f["kind"]: f["summary"] for f in api.json()["items"]} == stored
+    assert all("summary_text" not in f for f in api.json()["items"])

@@ -9,6 +9,7 @@ versions) rather than transport.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from schemas.envelope import reading_headers
 from schemas.reading import Verdict
 from schemas.settings import Settings
 from simulators.faults import BadStripLot, make_lines
+from storage import failures as failure_q
 from storage.db import connect
 from tests.helpers import encode, publish, reading_payload, reading_topic, rows, scalar, wait_for
 
@@ -274,6 +276,20 @@ def test_roles_scope_and_evidence(
     assert client(REGULATOR).get(f"/v1/failures/{uuid.uuid4()}").status_code == 404
 
 
+def console_summaries(dsn: str, kind: str) -> list[str]:
+    """The console's Chinese summaries of the failures of ``kind`` the flagger raised (api/web/failure_text.py)."""
+    from api.web.console.labels import with_summaries
+
+    conn = connect(dsn)
+    try:
+        listed = failure_q.list_failures(conn, failure_q.FailureFilter(kinds=[kind]), 100, None)
+        with_summaries(conn, listed, "zh-CN")
+    finally:
+        conn.close()
+    assert all(f["summary_text"] != f["summary"] for f in listed), [f["summary"] for f in listed]
+    return [f["summary_text"] for f in listed]
+
+
 def test_deadlines_with_an_injected_clock(
     db_dsn: str, db_settings: Settings, clock: Clock, client: Callable[[Principal], TestClient]
 ) -> None:
@@ -301,6 +317,8 @@ def test_deadlines_with_an_injected_clock(
     assert len(raised) == 1
     row = rows(db_dsn, "SELECT kind, parent_failure_id::text, market_id FROM failures WHERE kind = 'overdue'")
     assert row == [("overdue", fid, "m1")]
+    (text,) = console_summaries(db_dsn, "overdue")
+    assert text.startswith(f"阳性问题 {fid[:8]} 在「暂停销售」环节超时（期限 "), text
     assert _act(tc, fid, "destroy", **EVIDENCE).status_code == 200
     assert tc.get("/v1/failures", params={"overdue": "true", "kind": "positive"}).json()["items"] == []
 
@@ -383,6 +401,10 @@ def test_bad_strip_lot_and_silent_reader_are_flagged(
     finally:
         conn.close()
     assert len(silent) == 7  # every reader of the test went quiet at T0
+    (lot,) = console_summaries(db_dsn, "invalid_rate_strip_lot")
+    assert lot.startswith("试纸批次 毒死蜱 / CG-BAD：最近 50 次检测无效率 "), lot
+    assert all(re.fullmatch(r"读卡器 d\d 已静默 1\.0 个工作小时（最后上报 [-\d]+ [:\d]+）", s)
+               for s in console_summaries(db_dsn, "silent_device"))
     assert client(OPERATOR).get("/v1/failures", params={"kind": "silent_device"}).json()["items"][0]["state"] == "open"
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from api.deps import ClockDep, Db
 from api.web.console.deps import RegulatorSession
-from api.web.console.labels import kind_labels, state_labels
+from api.web.console.labels import kind_labels, state_labels, with_summaries
 from api.web.console.ranges import day_range, instants, parse_month
 from api.web.templating import language_of, render, translate
 from storage import console as console_q
@@ -51,6 +51,7 @@ def district(
     anomalies = failure_q.list_failures(db, failure_q.FailureFilter(open_only=True, kinds=ANOMALY_KINDS),
                                         LIST_LIMIT, None)
     lang = language_of(request)
+    with_summaries(db, [*open_rows, *anomalies], lang)
     chart = {
         "trend": {"days": [d["day"].isoformat() for d in trend], "tests": [d["tests"] for d in trend],
                   "pass_rate": [_rate(d) for d in trend],

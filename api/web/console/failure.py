@@ -20,10 +20,11 @@ from api.errors import ApiError
 from api.routes import failures as failure_api
 from api.web.console.deps import Session
 from api.web.console.forms import form_fields
-from api.web.console.labels import kind_labels, state_labels
+from api.web.console.labels import kind_labels, state_labels, with_summaries
 from api.web.console.session import check_csrf
 from api.web.templating import language_of, render
 from domain import workflow
+from storage.db import Connection
 
 router = APIRouter()
 
@@ -40,9 +41,10 @@ def action_forms(kind: str, allowed: list[str]) -> list[dict[str, Any]]:
     return forms
 
 
-def _page(request: Request, session: Any, detail: dict[str, Any], now: datetime, *, error: dict[str, Any] | None = None,
-          status: int = 200, submitted: dict[str, str] | None = None) -> Response:
+def _page(request: Request, session: Any, db: Connection, detail: dict[str, Any], now: datetime, *,
+          error: dict[str, Any] | None = None, status: int = 200, submitted: dict[str, str] | None = None) -> Response:
     lang = language_of(request)
+    with_summaries(db, [detail], lang)
     deadline = detail.get("objection_deadline")
     context = {
         "section": "today", "f": detail, "now": now, "kind_labels": kind_labels(lang),
@@ -57,7 +59,7 @@ def _page(request: Request, session: Any, detail: dict[str, Any], now: datetime,
 def failure_page(failure_id: UUID, request: Request, session: Session, db: Db, clock: ClockDep,
                  settings: SettingsDep) -> Response:
     detail = failure_api.failure(failure_id, db, session.principal, clock, settings).model_dump()
-    return _page(request, session, detail, clock())
+    return _page(request, session, db, detail, clock())
 
 
 @router.post("/failures/{failure_id}/actions")
@@ -80,6 +82,6 @@ async def failure_action(failure_id: UUID, request: Request, session: Session, d
         db.rollback()
         detail = failure_api.failure(failure_id, db, session.principal, clock, settings).model_dump()
         error = {"code": exc.code, "message": exc.message, "action": action}
-        return _page(request, session, detail, clock(), error=error, status=exc.status,
+        return _page(request, session, db, detail, clock(), error=error, status=exc.status,
                      submitted={"action": action, "note": note or "", **evidence})
     return RedirectResponse(f"/console/failures/{failure_id}?done={action}", status_code=303)

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from api.deps import ClockDep, Db
 from api.web.console.deps import Session, hour_ceil, local_midnight
-from api.web.console.labels import kind_labels, state_labels
+from api.web.console.labels import kind_labels, state_labels, with_summaries
 from api.web.templating import language_of, render
 from domain.anomaly import DeviceSeen, silent_devices
 from storage import console as console_q
@@ -47,6 +47,7 @@ def today(request: Request, session: Session, db: Db, clock: ClockDep) -> Respon
         d["silent_for"] = silent.get(d["device_id"])
     devices.sort(key=lambda d: (d["silent_for"] is None, d["market_id"], d["device_id"]))
     lang = language_of(request)
+    with_summaries(db, [*due, *live], lang)
     context: dict[str, Any] = {
         "section": "today", "now": now, "per_market": per_market, "totals": totals,
         "by_kind": console_q.open_failures_by_kind(db, markets), "open": console_q.open_failures_at(db, markets, now),

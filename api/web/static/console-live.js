@@ -1,5 +1,7 @@
 // The 今日 page's live failure list: new failures from the console's SSE stream appear at the top.
 // Plain DOM (textContent only: every value from a device stays text); no inline script (CSP).
+// The summary and the analyte come worded by the server in the page's language (summary_text, analyte_label:
+// the same text as the server-rendered rows); the stored summary and the code only if an event lacks them.
 (function () {
   "use strict";
   var table = document.getElementById("live-failures");
@@ -22,6 +24,10 @@
     return td;
   }
 
+  function summaryOf(ev) {
+    return ev.summary_text ? ev.summary_text : ev.summary;
+  }
+
   function rowFor(id) {
     return body.querySelector('tr[data-failure-id="' + String(id).replace(/[^0-9a-fA-F-]/g, "") + '"]');
   }
@@ -40,17 +46,17 @@
     var summary = cell(row, "");
     var link = document.createElement("a");
     link.href = "/console/failures/" + encodeURIComponent(ev.failure_id);
-    link.textContent = ev.summary;
+    link.textContent = summaryOf(ev);
     summary.appendChild(link);
     cell(row, ev.market_id);
     cell(row, ev.commodity);
-    cell(row, ev.analyte);
+    cell(row, ev.analyte_label != null ? ev.analyte_label : ev.analyte);
     cell(row, labels.state[ev.state] || ev.state, "state");
     cell(row, ev.due_at ? dueFmt.format(new Date(ev.due_at)) : "");
     body.insertBefore(row, body.firstChild);
     var empty = document.getElementById("live-empty");
     if (empty) { empty.remove(); }
-    cue.textContent = labels.cue + ": " + (labels.kind[ev.kind] || ev.kind) + " · " + ev.summary;
+    cue.textContent = labels.cue + ": " + (labels.kind[ev.kind] || ev.kind) + " · " + summaryOf(ev);
     cue.className = "live-cue shown";
   }
 
