@@ -11,7 +11,9 @@ versions of the code can be compared side by side within minutes:
 - **store**, **flagger**: the consumer runner with that handler, its real Kafka source (a fresh
   group) and a PostgreSQL connection, from the first poll until every reading is stored / judged.
 
-Figures are process CPU seconds (all threads: Kafka's network threads included) over readings.
+Figures are process CPU seconds (all threads: Kafka's network threads included) over readings;
+for the consumer stages also the CPU the stage's PostgreSQL backends used (``pg_us``; the server
+must run on this machine, as the bench's does).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.components import fleet_messages
 from bench.e2e import DEFAULT_ADMIN_DSN
@@ -75,21 +79,38 @@ def bridge_stage(settings: Settings, messages: list[tuple[str, bytes]]) -> dict[
     return {"readings": n, "cpu_us": round(cpu / n * 1e6, 1), "per_s": round(n / wall)}
 
 
-def consumer_stage(name: str, table: str, settings: Settings, n: int) -> dict[str, float]:
+def _backend_cpu(dbname: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to ``dbname`` (by its process title)."""
+    out = {}
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            title = " ".join(proc.info["cmdline"] or [])
+            if title.startswith("postgres: ") and f" {dbname} " in title:
+                t = proc.cpu_times()
+                out[proc.pid] = t.user + t.system
+        except psutil.Error:
+            continue
+    return out
+
+
+def consumer_stage(name: str, table: str, settings: Settings, n: int, dbname: str) -> dict[str, float]:
     assert settings.database_url
     group = f"hotpath-{uuid.uuid4().hex[:8]}"
     s = settings.model_copy(update={"consumer_group_prefix": group})
     stop = threading.Event()
     loop = ConsumerLoop(build(name, s), s, stop)
     base = _count(settings.database_url, table)
+    pg0 = _backend_cpu(dbname)
     thread = threading.Thread(target=loop.run, daemon=True)
     cpu0, wall0 = time.process_time(), time.monotonic()
     thread.start()
     _cpu_until(lambda: _count(settings.database_url or "", table) >= base + n, 300)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    pg = sum(used - pg0.get(pid, 0.0) for pid, used in _backend_cpu(dbname).items())
     stop.set()
     thread.join(30)
-    return {"readings": n, "cpu_us": round(cpu / n * 1e6, 1), "per_s": round(n / wall)}
+    return {"readings": n, "cpu_us": round(cpu / n * 1e6, 1), "pg_us": round(pg / n * 1e6, 1),
+            "per_s": round(n / wall)}
 
 
 def run(admin_dsn: str, count: int, stages: list[str]) -> dict[str, Any]:
@@ -106,15 +127,15 @@ def run(admin_dsn: str, count: int, stages: list[str]) -> dict[str, Any]:
         messages = [(t, encode(p)) for t, p in fleet_messages(count, seed=11)]
         out: dict[str, Any] = {"bridge": bridge_stage(settings, messages)}
         if "store" in stages:
-            out["store"] = consumer_stage("store", "readings", settings, count)
+            out["store"] = consumer_stage("store", "readings", settings, count, dbname)
         if "flagger" in stages:
-            out["flagger"] = consumer_stage("flagger", "verdicts", settings, count)
+            out["flagger"] = consumer_stage("flagger", "verdicts", settings, count, dbname)
         if "readings" in stages:  # store and judge in one group, into a second database (the rows are new)
             second = create_database(admin_dsn, dbname + "_2")
             try:
                 migrate(second, settings)
                 together = settings.model_copy(update={"database_url": second})
-                out["readings"] = consumer_stage("readings", "verdicts", together, count)
+                out["readings"] = consumer_stage("readings", "verdicts", together, count, dbname + "_2")
             finally:
                 drop_database(admin_dsn, dbname + "_2")
         return out
@@ -135,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures))
     else:
         for stage, f in figures.items():
-            print(f"{stage:8s} {f['cpu_us']:7.1f} µs CPU a reading, {f['per_s']:,} readings/s ({f['readings']:,})")
+            server = f", PostgreSQL {f['pg_us']:.1f} µs" if "pg_us" in f else ""
+            print(f"{stage:8s} {f['cpu_us']:7.1f} µs CPU a reading{server}, {f['per_s']:,} readings/s "
+                  f"({f['readings']:,})")
     return 0
 
 

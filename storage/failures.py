@@ -268,7 +268,6 @@ def get_failure(
     return _text_ids(found[0]) if found else None
 
 
-
 #: What a page words a failure's summary from that a list (or the live feed) may lack; ``parent_kind`` is the kind
 #: of the failure an overdue step is about.
 DISPLAY_FIELDS = ("details", "subject", "parent_failure_id", "certificate_no", "occurrences", "parent_kind")
@@ -286,6 +285,7 @@ def display_facts(conn: Connection, failure_ids: Sequence[str]) -> dict[str, dic
             (list(dict.fromkeys(str(i) for i in failure_ids)),),
         )
         return {row[0]: dict(zip(DISPLAY_FIELDS, row[1:], strict=True)) for row in cur.fetchall()}
+
 
 def newest_readings(conn: Connection, failure_id: str, limit: int = NEWEST_READINGS) -> list[dict[str, Any]]:
     """The newest readings a failure covers, with their verdicts (one chunk each: full keys)."""
