@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psutil
+
 from bench.stats import percentiles, rate
 from schemas.settings import Settings
 from simulators.fleet import Fleet, FleetConfig
@@ -81,8 +83,9 @@ def _mqtt_subscriber(url: str, protocol: str, topic_filter: str, count: int, rea
 
 
 def mqtt_throughput(url: str, count: int = 50_000, protocol: str = "3.1.1", max_outstanding: int = 1000,
-               messages: list[tuple[str, dict[str, Any]]] | None = None) -> Figures:
-    """paho publisher → broker → paho subscriber (another process), QoS 1, flat out."""
+               messages: list[tuple[str, dict[str, Any]]] | None = None, broker_pid: int | None = None) -> Figures:
+    """paho publisher (this process) → broker → paho subscriber (another process), QoS 1, flat out;
+    with ``broker_pid``, the broker's CPU a message too."""
     messages = messages or fleet_messages(count)
     tag = uuid.uuid4().hex[:10]
     bodies = [(f"rt-bench/{tag}/{topic.split('/', 2)[2]}", encode(p)) for topic, p in messages[:count]]
@@ -94,12 +97,15 @@ def mqtt_throughput(url: str, count: int = 50_000, protocol: str = "3.1.1", max_
         if not ready.wait(30):
             raise RuntimeError("the benchmark subscriber did not subscribe within 30 s")
         publisher = Publisher(url, protocol, max_outstanding=max_outstanding).connect()
-        started = time.time()
+        broker = psutil.Process(broker_pid) if broker_pid else None
+        broker0 = sum(broker.cpu_times()[:2]) if broker else 0.0
+        started, pub0 = time.time(), time.process_time()
         for topic, body in bodies:
             publisher.publish(topic, body, _reading_id(body).decode())
         stats = publisher.close(120)
-        acked_at = time.time()
+        acked_at, pub_cpu = time.time(), time.process_time() - pub0
         received, total, sub_cpu = receiver.recv()
+        broker_cpu = sum(broker.cpu_times()[:2]) - broker0 if broker else None
     finally:
         child.join(30)
     sent = {k.encode(): v for k, v in publisher.sent_at.items()}
@@ -110,6 +116,8 @@ def mqtt_throughput(url: str, count: int = 50_000, protocol: str = "3.1.1", max_
             "end_to_end_per_s": round(rate(len(received), last - started)),
             "lost": len(bodies) - len(received), "doubled": total - len(received),
             "subscriber_cpu_us": round(sub_cpu / max(total, 1) * 1e6, 1),
+            "publisher_cpu_us": round(pub_cpu / len(bodies) * 1e6, 1),
+            **({"broker_cpu_us": round(broker_cpu / len(bodies) * 1e6, 1)} if broker_cpu is not None else {}),
             "latency_ms": _latency_ms(sent, received)}
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import psutil
 
 from bench.stack import BenchStack
-from bench.stats import RssSampler, percentiles
+from bench.stats import RssSampler, backend_cpu, percentiles
 from runtime.embedded import EmbeddedKafka
 from runtime.mosquitto import Mosquitto
 from runtime.ports import free_port
@@ -149,10 +149,10 @@ def _publish_phase(url: str, messages: list[Message], rate: float | None) -> tup
 
 
 def _publish_flat_out(url: str, messages: list[Message], processes: int, work: Path) -> tuple[dict[str, float], float]:
-    """Several publisher processes (one Python publisher tops out below the pipeline)."""
+    """Several publisher processes (one Python publisher tops out below the pipeline): each reading's
+    send time, and the CPU seconds the publishers used publishing."""
     chunks = [messages[i::processes] for i in range(processes)]
     procs = []
-    start = time.time()
     for i, chunk in enumerate(chunks):
         path = work / f"pub-{i}.jsonl"
         with path.open("w") as f:
@@ -161,12 +161,15 @@ def _publish_flat_out(url: str, messages: list[Message], processes: int, work: P
         procs.append((subprocess.Popen([sys.executable, "-m", "bench.publish_file", url, str(path)],
                                        stdout=subprocess.PIPE), path))
     sent_at: dict[str, float] = {}
+    cpu = 0.0
     for proc, _ in procs:
         out, _ = proc.communicate(timeout=3600)
         if proc.returncode != 0:
             raise RuntimeError("a publisher process failed")
-        sent_at.update(json.loads(out))
-    return sent_at, start
+        report = json.loads(out)
+        sent_at.update(report["sent_at"])
+        cpu += report["cpu_s"]
+    return sent_at, cpu
 
 
 def _collect(dsn: str, sent_at: dict[str, float], since_count: int, timeout: float = 300.0) -> dict[str, Any]:
@@ -264,6 +267,16 @@ def _print_targets(f: dict[str, Any]) -> None:
     if sub is not None and produce is not None:
         print(f"  the bridge's client floor in this run: a paho subscriber {sub:.0f} µs + a kafka-python producer "
               f"{produce:.0f} µs = {sub + produce:.0f} µs a message; the bridge is {bridge / (sub + produce):.1f}x it")
+    mqtt_parts = components.get("mqtt", {})
+    if {"publisher_cpu_us", "broker_cpu_us", "subscriber_cpu_us"} <= mqtt_parts.keys():
+        alone = mqtt_parts["publisher_cpu_us"] + mqtt_parts["broker_cpu_us"] + mqtt_parts["subscriber_cpu_us"]
+        parts = {"publisher": flat.get("publisher_cpu_us", 0.0), **per}
+        whole = sum(parts.values())
+        cpus = f.get("machine", {}).get("cpus") or 1
+        print(f"  machine CPU a reading: MQTT alone {alone:.0f} µs (publisher {mqtt_parts['publisher_cpu_us']:.0f}, "
+              f"Mosquitto {mqtt_parts['broker_cpu_us']:.0f}, subscriber {mqtt_parts['subscriber_cpu_us']:.0f}); "
+              f"end to end {whole:.0f} µs (" + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()) + f"); "
+              f"on {cpus} cores, CPU-bound, half the rate of MQTT alone needs end to end <= {2 * alone:.0f} µs")
     if "with_flagger" in f:
         judged = f["with_flagger"]["cpu_us_per_reading"]
         print("  with the flagger: " + ", ".join(f"{k} {v:.0f} µs" for k, v in judged.items()))
@@ -306,8 +319,9 @@ def _run_stack(args: argparse.Namespace, work: Path, *, with_flagger: bool, late
         msgs = _messages(n_flat, seed=2)
         base = _stored_count(dsn)
         judged_base = _stored_count(dsn, "verdicts") if with_flagger else 0
-        sent, _ = _publish_flat_out(stack.settings.mqtt_url, msgs, args.publishers, work)
+        sent, publisher_cpu = _publish_flat_out(stack.settings.mqtt_url, msgs, args.publishers, work)
         flat = _collect(dsn, sent, base)
+        flat["publisher_cpu_us"] = round(publisher_cpu / max(len(sent), 1) * 1e6, 1)
         if with_flagger:
             judged = _judged(dsn, sent, judged_base)
             first_sent = min(sent.values())
@@ -322,6 +336,7 @@ def _run_stack(args: argparse.Namespace, work: Path, *, with_flagger: bool, late
         stored_total = _stored_count(dsn)
     finally:
         figures["cpu_s"] = _cpu_seconds(pids)
+        figures["cpu_s"]["postgres"] = round(sum(backend_cpu(stack.dbname).values()), 1)
         sampler.stop()
         figures["peak_rss_mb"] = sampler.peaks_mb()
         stack.stop()
@@ -351,7 +366,8 @@ def _components(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     kafka = EmbeddedKafka(free_port(), work / "kafka-components").start()
     try:
         return {
-            "mqtt": components.mqtt_throughput(f"mqtt://127.0.0.1:{mosquitto.port}", count=100_000),
+            "mqtt": components.mqtt_throughput(f"mqtt://127.0.0.1:{mosquitto.port}", count=100_000,
+                                               broker_pid=mosquitto.pid),
             "kafka": components.kafka_throughput(kafka.bootstrap, count=100_000),
             "postgres": components.postgres_insert(args.database_url, rows=100_000),
         }

@@ -28,11 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bench.components import fleet_messages
 from bench.e2e import DEFAULT_ADMIN_DSN
 from bench.e2e import _stored_count as _count
+from bench.stats import backend_cpu
 from consumers.registry import build
 from consumers.runner import ConsumerLoop
 from ingest.bridge import Bridge
@@ -79,20 +78,6 @@ def bridge_stage(settings: Settings, messages: list[tuple[str, bytes]]) -> dict[
     return {"readings": n, "cpu_us": round(cpu / n * 1e6, 1), "per_s": round(n / wall)}
 
 
-def _backend_cpu(dbname: str) -> dict[int, float]:
-    """CPU seconds of each PostgreSQL backend connected to ``dbname`` (by its process title)."""
-    out = {}
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            title = " ".join(proc.info["cmdline"] or [])
-            if title.startswith("postgres: ") and f" {dbname} " in title:
-                t = proc.cpu_times()
-                out[proc.pid] = t.user + t.system
-        except psutil.Error:
-            continue
-    return out
-
-
 def consumer_stage(name: str, table: str, settings: Settings, n: int, dbname: str) -> dict[str, float]:
     assert settings.database_url
     group = f"hotpath-{uuid.uuid4().hex[:8]}"
@@ -100,13 +85,13 @@ def consumer_stage(name: str, table: str, settings: Settings, n: int, dbname: st
     stop = threading.Event()
     loop = ConsumerLoop(build(name, s), s, stop)
     base = _count(settings.database_url, table)
-    pg0 = _backend_cpu(dbname)
+    pg0 = backend_cpu(dbname)
     thread = threading.Thread(target=loop.run, daemon=True)
     cpu0, wall0 = time.process_time(), time.monotonic()
     thread.start()
     _cpu_until(lambda: _count(settings.database_url or "", table) >= base + n, 300)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    pg = sum(used - pg0.get(pid, 0.0) for pid, used in _backend_cpu(dbname).items())
+    pg = sum(used - pg0.get(pid, 0.0) for pid, used in backend_cpu(dbname).items())
     stop.set()
     thread.join(30)
     return {"readings": n, "cpu_us": round(cpu / n * 1e6, 1), "pg_us": round(pg / n * 1e6, 1),

@@ -35,6 +35,21 @@ def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else math.nan
 
 
+def backend_cpu(dbname: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend now connected to ``dbname`` (by its process title,
+    ``postgres: … user dbname host(port) state``): the server must run on this machine."""
+    out = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            title = " ".join(proc.info["cmdline"] or [])
+            if title.startswith("postgres: ") and f" {dbname} " in title:
+                times = proc.cpu_times()
+                out[proc.pid] = times.user + times.system
+        except psutil.Error:
+            continue
+    return out
+
+
 def _rss(proc: psutil.Process, children: bool) -> int:
     total = proc.memory_info().rss
     if children:
