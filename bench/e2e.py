@@ -53,9 +53,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PostgreSQL server (a scratch database is made)")
     parser.add_argument("--flagger-cost", action="store_true",
                         help="flat out without, then with the flagger: what flagging costs end to end")
-    parser.add_argument("--judging", choices=("together", "separate"), default="separate",
-                        help="with the flagger: store and judge in one consumer group (consumers/store_and_judge.py) "
-                             "or the flagger as its own group and process (the default deployment)")
+    parser.add_argument("--judging", choices=("together", "separate"), default="together",
+                        help="with the flagger: store and judge in one consumer group (consumers/store_and_judge.py, "
+                             "the deployment's) or the flagger as its own group and process")
     parser.add_argument("--no-flagger-phases", action="store_true",
                         help="skip the flat-out phase with the flagger and the SSE phase")
     parser.add_argument("--sse-duration", type=float, default=30.0,

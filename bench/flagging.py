@@ -263,11 +263,11 @@ def bench_flagger(admin_dsn: str, n: int) -> dict[str, Any]:
 # --- MQTT → SSE latency under fleet load -------------------------------------------------------------
 
 
-def _start_sse_stack(admin_dsn: str, work: Path, judging: str = "separate") -> tuple[BenchStack, int]:
+def _start_sse_stack(admin_dsn: str, work: Path, judging: str = "together") -> tuple[BenchStack, int]:
     """The whole pipeline with the flagger and the API (no auth); returns the stack and the API port.
 
-    ``judging``: ``separate`` (the store and the flagger as two groups, as deployed) or ``together``
-    (the ``readings`` consumer stores and judges)."""
+    ``judging``: ``together`` (the ``readings`` consumer stores and judges, as deployed) or
+    ``separate`` (the store and the flagger as two groups)."""
     api_port = free_port()
     stack = BenchStack.start(admin_dsn, work, "sse", RT_API_AUTH="false", RT_API_PORT=str(api_port))
     stack.spawn("ingest", "ingest")
@@ -325,7 +325,7 @@ def _wait_for_flagger(stack: BenchStack, timeout: float = 120.0) -> None:
 
 
 def bench_sse(admin_dsn: str, rate: float, duration: float, positive_rate: float,
-              judging: str = "separate") -> dict[str, Any]:
+              judging: str = "together") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rt-bench-sse-") as tmp:
         stack, api_port = _start_sse_stack(admin_dsn, Path(tmp), judging)
         try:
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sse", action="store_true", help="also measure MQTT → SSE latency under fleet load")
     parser.add_argument("--sse-rate", type=float, default=1000.0, help="fleet readings/s during the SSE phase")
     parser.add_argument("--sse-duration", type=float, default=30.0)
-    parser.add_argument("--judging", choices=("together", "separate"), default="separate",
+    parser.add_argument("--judging", choices=("together", "separate"), default="together",
                         help="SSE phase: the readings consumer stores and judges, or store and flagger apart")
     parser.add_argument(
         "--sse-positive-rate",

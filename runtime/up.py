@@ -46,8 +46,8 @@ from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
 
-CONSUMER_GROUPS = (("consumers-store", ["store", "deadletters"]), ("consumers-flagger", ["flagger"]),
-                   ("consumers-chain", ["chain"]))
+#: readings are stored and judged in one group (consumers/store_and_judge.py, the measured choice)
+CONSUMER_GROUPS = (("consumers-readings", ["readings", "deadletters"]), ("consumers-chain", ["chain"]))
 CHILD_NAMES = ("api", *(name for name, _ in CONSUMER_GROUPS), "bridge", "fleet")
 #: DOMAIN.md section 5: 25 market and 22 village stations, 30 tests a station a day
 DISTRICT_STATIONS = 47

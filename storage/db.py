@@ -58,6 +58,23 @@ def translated(doing: str = "the database operation") -> Iterator[None]:
         raise storage_error(exc, doing) from exc
 
 
+@contextmanager
+def savepoint(conn: Connection, name: str) -> Iterator[None]:
+    """A savepoint in the open transaction: released when the block ends, rolled back to when it raises
+    (the transaction itself goes on, with what was written before the savepoint)."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SAVEPOINT {}").format(sql.Identifier(name)))
+    try:
+        yield
+    except BaseException:
+        if not conn.closed:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(sql.Identifier(name)))
+        raise
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("RELEASE SAVEPOINT {}").format(sql.Identifier(name)))
+
+
 def dict_rows(cur: Any) -> list[dict[str, Any]]:
     """The cursor's remaining rows as dicts keyed by column name."""
     names = [d[0] for d in cur.description or ()]

@@ -7,7 +7,9 @@ import threading
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 
+from consumers.flagger import Flagger
 from consumers.runner import ConsumerLoop
 from consumers.store_and_judge import StoreAndJudge
 from consumers.testing import MemorySink, MemorySource, record
@@ -62,3 +64,44 @@ def test_a_redelivered_batch_writes_and_raises_nothing_twice(settings):
     assert scalar(dsn, "SELECT count(*) FROM failures") == 1
     assert scalar(dsn, "SELECT count(*) FROM alert_outbox") == 1
     assert str(uuid.UUID(payloads[1]["reading_id"])) == scalar(dsn, "SELECT reading_id::text FROM failures")
+
+
+class _BrokenOn(Flagger):
+    """A flagger with a defect: judging one given reading raises."""
+
+    def __init__(self, settings, reading_id: str) -> None:
+        super().__init__(settings)
+        self.broken = uuid.UUID(reading_id)
+
+    def judge(self, conn, parsed):
+        if any(p.facts.reading_id == self.broken for p in parsed):
+            raise ValueError("a judging defect")
+        return super().judge(conn, parsed)
+
+
+def test_a_judging_defect_never_stops_storing(settings):
+    """Judging is under a savepoint: the batch is stored, every other reading judged (its positive
+    flagged), and the reading judging fails on is stored unjudged and counted, not dead-lettered."""
+    now = utc_now()
+    payloads = [reading_payload(), reading_payload(signal={"c_line": 1500.0, "t_line": 200.0}), reading_payload()]
+    records = []
+    for i, p in enumerate(payloads):
+        routed = route(reading_topic(), encode(p), now)
+        assert isinstance(routed, Accepted)
+        records.append(record(settings.topic_readings, routed.value, offset=i, headers=routed.headers))
+    before = REGISTRY.get_sample_value("rt_judging_failed_total") or 0.0
+    stop = threading.Event()
+    sink = MemorySink()
+    handler = StoreAndJudge(settings, flagger=_BrokenOn(settings, payloads[2]["reading_id"]))
+    loop = ConsumerLoop(handler, settings, stop, source=MemorySource(records, stop_when_drained=stop), sink=sink)
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert stop.is_set(), "the batch was not committed"
+    dsn = settings.database_url
+    assert scalar(dsn, "SELECT count(*) FROM readings") == 3
+    assert sorted(r[0] for r in rows(dsn, "SELECT reading_id::text FROM verdicts")) == sorted(
+        p["reading_id"] for p in payloads[:2])
+    assert rows(dsn, "SELECT kind, reading_id::text FROM failures") == [("positive", payloads[1]["reading_id"])]
+    assert sink.sent == []
+    assert (REGISTRY.get_sample_value("rt_judging_failed_total") or 0.0) - before == 1

@@ -32,8 +32,7 @@ REQUIRED_VAR = re.compile(r"\$\{[A-Z0-9_]+:\?[^}]+\}")
 INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z0-9_]+)(?:(:?[-?])([^}]*))?\}")
 EXPECTED_COMMANDS = {
     "bridge": ["rapidtrace", "ingest"],
-    "store": ["rapidtrace", "consume", "store", "deadletters"],
-    "flagger": ["rapidtrace", "consume", "flagger"],
+    "readings": ["rapidtrace", "consume", "readings", "deadletters"],
     "chain": ["rapidtrace", "consume", "chain"],
     "api": ["rapidtrace", "api"],
     "migrate": ["rapidtrace", "migrate"],
@@ -232,7 +231,7 @@ def test_required_services_and_commands(raw: dict[str, Any]) -> None:
 
 def test_services_start_after_migrations_and_topics(raw: dict[str, Any]) -> None:
     svcs = services(raw)
-    for name in ("store", "flagger", "chain", "api"):
+    for name in ("readings", "chain", "api"):
         deps = svcs[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully", name
         assert deps["kafka-topics"]["condition"] == "service_completed_successfully", name
@@ -252,7 +251,7 @@ def test_kafka_runs_kraft_without_auto_created_topics(raw: dict[str, Any]) -> No
 
 def test_services_get_the_settings_they_read(raw: dict[str, Any]) -> None:
     svcs = interpolate(raw)["services"]
-    for name in ("store", "flagger", "chain", "api", "migrate"):
+    for name in ("readings", "chain", "api", "migrate"):
         assert svcs[name]["environment"]["RT_DATABASE_URL"].startswith("postgresql://rapidtrace:"), name
     bridge = svcs["bridge"]["environment"]
     assert bridge["RT_MQTT_URL"] == "mqtt://mosquitto:1883"
@@ -314,11 +313,11 @@ def test_rules_catch_a_broken_file(raw: dict[str, Any], schema: dict[str, Any]) 
         **raw["services"], "api": {**raw["services"]["api"], "depends_on": ["kafka"]}}}))
 
     doc = broken(raw)
-    doc["services"]["store"]["environment"]["RT_DATABASE_URL"] = "postgresql://rapidtrace:hunter2@db/rapidtrace"
+    doc["services"]["readings"]["environment"]["RT_DATABASE_URL"] = "postgresql://rapidtrace:hunter2@db/rapidtrace"
     doc["services"]["bridge"]["environment"]["RT_MQTT_PASSWORD"] = "hunter2"
     doc["services"]["api"]["environment"]["RT_X"] = "${UNSET_VAR}"
     problems = secret_problems(doc)
-    assert len([p for p in problems if "store" in p or "bridge" in p or "UNSET_VAR" in p]) == 3
+    assert len([p for p in problems if "readings" in p or "bridge" in p or "UNSET_VAR" in p]) == 3
 
     doc = broken(raw)
     del doc["services"]["kafka"]["deploy"]
