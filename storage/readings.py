@@ -42,18 +42,22 @@ class Conflict:
         )
 
 
-def claim_from_stage(conn: Connection, stage: str) -> list[Conflict]:
+def claim_from_stage(conn: Connection, stage: str, staged: int | None = None) -> list[Conflict]:
     """Claim the ids of the staging table ``stage`` (columns reading_id, measured_at, raw jsonb, ord
     for arrival order) in ``reading_ids``; returns the rows that conflict with an earlier claim.
 
     The first claim of an id wins (by ``ord`` inside one batch); a later row with the same
-    measured_at and payload is a redelivery, not a conflict."""
+    measured_at and payload is a redelivery, not a conflict.  ``staged`` (the stage's row count,
+    when the caller knows it): a claim of every staged row can have no conflict, so the check
+    that would compare them with the claims is skipped (the usual batch: every id new)."""
     with conn.cursor() as cur:
         cur.execute(
             f"INSERT INTO reading_ids (reading_id, measured_at, content_sha256) "
             f"SELECT s.reading_id, s.measured_at, {_CONTENT} FROM {stage} s ORDER BY s.ord "
             "ON CONFLICT (reading_id) DO NOTHING"
         )
+        if staged is not None and cur.rowcount == staged:
+            return []
         cur.execute(
             f"SELECT s.reading_id, i.measured_at, s.measured_at, i.measured_at = s.measured_at, s.ord FROM {stage} s "
             "JOIN reading_ids i ON i.reading_id = s.reading_id "
@@ -201,7 +205,7 @@ def store_readings(conn: Connection, copy_text: TextIO) -> tuple[int, list[Confl
         cur.execute(_STAGE)
         cur.execute("TRUNCATE readings_stage")
         cur.copy_expert(f"COPY readings_stage ({_SCOLS}, ord) FROM STDIN", copy_text)
-        conflicts = claim_from_stage(conn, "readings_stage")
+        conflicts = claim_from_stage(conn, "readings_stage", cur.rowcount)
         inserted = 0
         if not conflicts:
             cur.execute(
@@ -226,6 +230,6 @@ def claim(conn: Connection, copy_text: TextIO) -> list[Conflict]:
         cur.execute(_CLAIM_STAGE)
         cur.execute("TRUNCATE reading_claims_stage")
         cur.copy_expert("COPY reading_claims_stage (reading_id, measured_at, raw, ord) FROM STDIN", copy_text)
-        conflicts = claim_from_stage(conn, "reading_claims_stage")
+        conflicts = claim_from_stage(conn, "reading_claims_stage", cur.rowcount)
         cur.execute("TRUNCATE reading_claims_stage")
     return conflicts

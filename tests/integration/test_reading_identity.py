@@ -89,3 +89,48 @@ def test_migration_backfills_reading_ids(db_dsn: str) -> None:
     got = rows(db_dsn, "SELECT reading_id::text, measured_at FROM reading_ids ORDER BY 1")
     assert [(r, m.isoformat()) for r, m in got] == [
         (a, "2026-11-01T00:00:00+00:00"), (b, "2026-11-03T00:00:00+00:00")]
+
+
+def test_claims_inside_one_batch_first_wins_and_the_rest_are_checked(db_dsn: str) -> None:
+    """The store's write of one batch: every id new needs no conflict check; an id twice in one batch is
+    a redelivery when it is the same reading and a conflict (nothing written) when it is another one."""
+    from consumers.reading_store import row
+    from consumers.records import parse_reading
+    from consumers.testing import record
+    from ingest.route import Accepted, route
+    from schemas.common import utc_now
+    from storage.copy_text import copy_buffer
+    from storage.db import connect
+    from storage.readings import store_readings
+
+    def records(*payloads: dict[str, Any]) -> list[Any]:
+        out = []
+        for i, p in enumerate(payloads):
+            routed = route(reading_topic(), encode(p), utc_now())
+            assert isinstance(routed, Accepted)
+            out.append(row(parse_reading(record("rt.readings.v1", routed.value, headers=routed.headers)), i))
+        return out
+
+    base = reading_payload()
+    variants = _variants(base)
+    conn = connect(db_dsn)
+    try:
+        assert store_readings(conn, copy_buffer(records(base, reading_payload()))) == (2, [])
+        conn.commit()
+        fresh = reading_payload()
+        inserted, conflicts = store_readings(conn, copy_buffer(records(fresh, variants["same"])))
+        assert (inserted, conflicts) == (1, [])  # the known id re-sent as it was: a redelivery
+        conn.commit()
+        twice = reading_payload()
+        later = {**twice, "measured_at": "2026-11-28T09:15:03+08:00"}
+        inserted, conflicts = store_readings(conn, copy_buffer(records(twice, later)))
+        assert inserted == 0 and [(str(c.reading_id), c.ord, c.same_time) for c in conflicts] == [
+            (twice["reading_id"], 1, False)]
+        conn.rollback()
+        inserted, conflicts = store_readings(conn, copy_buffer(records(variants["other_content"])))
+        assert inserted == 0 and [(c.ord, c.same_time) for c in conflicts] == [(0, True)]
+        conn.rollback()
+    finally:
+        conn.close()
+    assert scalar(db_dsn, "SELECT count(*) FROM readings") == 3
+    assert scalar(db_dsn, "SELECT count(*) FROM reading_ids") == 3
