@@ -11,8 +11,9 @@ dead-letters the conflicting one, as the store alone does.
 Storing never waits on judging: the verdicts are written under a savepoint, and a batch whose
 judging fails (a defect, not a database outage) is stored all the same and judged reading by
 reading; a reading that still cannot be judged stays stored without a verdict (the readings list
-shows it unjudged), is logged and counted in ``rt_judging_failed_total``, and is judged when the
-``flagger`` group is run over the topic once the defect is fixed.
+shows it unjudged), is logged and counted in ``rt_judging_failed_total``, and is judged once the
+defect is fixed by running ``rapidtrace consume flagger`` over the topic from its start (a group
+that has not read it: verdicts already written are not written again).
 
 This is the deployment's consumer (``rapidtrace up``, ``docker-compose.yml``): measured side by side
 on 2026-12-01 (``rapidtrace bench --judging together|separate``, two runs each, alternating), it
