@@ -25,12 +25,12 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from consumers.chain_review import review_held
-from consumers.runner import Record
+from consumers.runner import Outgoing, Record, Sink
 from domain.chain import (
     Problem,
     Rejection,
@@ -44,7 +44,6 @@ from domain.chain import (
     supersede_problems,
 )
 from domain.custody import Lot, custody_problems
-from ingest.kafka_out import make_producer
 from schemas.certificate import SYSTEM_SUBMITTER, CertificateRecord, Submitter, submitter_of
 from schemas.common import describe_validation_error, utc_now
 from schemas.deadletter import deadletter_value
@@ -52,9 +51,6 @@ from schemas.settings import Settings
 from storage import chain as q
 from storage.chain import Known
 from storage.db import Connection
-
-if TYPE_CHECKING:
-    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +263,6 @@ class ChainStore:
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
         self.clock = clock
-        self._producer: KafkaProducer | None = None
         self._held_cache: dict[str, Item] = {}
 
     def topics(self, settings: Settings) -> list[str]:
@@ -306,17 +301,13 @@ class ChainStore:
         review_held(conn, self.clock(), self.settings.chain_held_review_after_s)
         return BatchResult()
 
-    def after_commit(self, result: BatchResult) -> None:
+    def after_commit(self, result: BatchResult, out: Sink) -> None:
         if not result.dead:
             return
-        if self._producer is None:
-            self._producer = make_producer(self.settings, client_id="rapidtrace-chain")
-        futures = [
-            self._producer.send(self.settings.topic_deadletter, key=d.topic.encode(),
-                                value=deadletter_value("kafka", d.topic, d.raw, d.code, d.reason))
+        out.send_all([
+            Outgoing(self.settings.topic_deadletter, d.topic.encode(),
+                     deadletter_value("kafka", d.topic, d.raw, d.code, d.reason))
             for d in result.dead
-        ]
-        for future in futures:
-            future.get(timeout=30)
+        ])
         for d in result.dead:
             log.warning("chain: dead letter %s: %s", d.code, d.reason)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from consumers.runner import Record
+from consumers.runner import Record, Sink
 from schemas.common import utc_now
 from schemas.deadletter import SOURCE_TOPIC_MAX, DeadLetter, content_id
 from schemas.settings import Settings
@@ -58,5 +58,5 @@ class DeadletterStore:
     def handle(self, conn: Connection, records: Sequence[Record]) -> int:
         return insert_deadletters(conn, [row(r) for r in records])
 
-    def after_commit(self, result: Any) -> None:
+    def after_commit(self, result: Any, out: Sink) -> None:
         return None

@@ -26,20 +26,19 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from prometheus_client import Counter
 
 from consumers.records import parse_reading
-from consumers.runner import Record
+from consumers.runner import Outgoing, Record, Sink
 from domain import failures as rules_of
 from domain import workflow
 from domain.anomaly import AnomalyRules, invalid_rate_anomaly, silent_devices
 from domain.failures import Judged, NewFailure, SubjectFailure, deadlines_from, fold_causes
 from domain.judging import Registry, Resolved, Signal, Thresholds, cutoff_disagrees, judge
 from domain.workflow import Kind
-from ingest.kafka_out import make_producer
 from schemas.common import rfc3339, utc_now
 from schemas.envelope import ReadingRecord
 from schemas.reading import Method, Verdict
@@ -51,9 +50,6 @@ from storage import thresholds as thresholds_store
 from storage import verdicts as store
 from storage.copy_text import copy_buffer
 from storage.db import Connection, connect
-
-if TYPE_CHECKING:
-    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -192,13 +188,11 @@ class Flagger:
         *,
         clock: Callable[[], datetime] | None = None,
         rules: FlaggerRules | None = None,
-        producer: KafkaProducer | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or utc_now
         self.rules = rules or FlaggerRules()
         self.deadlines = deadlines_from(settings)
-        self._producer = producer
         self._registry = Registry([], self.rules.base)
         self._snapshots = Snapshots()
         self._registry_version: tuple[int, int] | None = None
@@ -363,8 +357,9 @@ class Flagger:
         return out
 
     # --- after the commit: the outbox ---
-    def after_commit(self, result: Any) -> None:
-        """Publish every pending alert (this batch's and any left by a crash), then mark them sent."""
+    def after_commit(self, result: Any, out: Sink) -> None:
+        """Publish every pending alert (this batch's and any left by a crash) through the loop's sink,
+        then mark them sent."""
         with self._lock:
             conn = self._outbox()
             try:
@@ -373,18 +368,11 @@ class Flagger:
                 if not pending:
                     conn.commit()
                     return
-                producer = self._get_producer()
-                futures = [
-                    producer.send(
-                        self.settings.topic_alerts,
-                        key=(market or "-").encode(),
-                        value=json.dumps(payload, ensure_ascii=False).encode(),
-                    )
+                out.send_all([
+                    Outgoing(self.settings.topic_alerts, (market or "-").encode(),
+                             json.dumps(payload, ensure_ascii=False).encode())
                     for _, market, payload in pending
-                ]
-                producer.flush(timeout=30)
-                for fut in futures:
-                    fut.get(timeout=30)
+                ])
                 failures_store.mark_sent(conn, [fid for fid, _, _ in pending])
                 conn.commit()
                 ALERTS.inc(len(pending))
@@ -407,14 +395,6 @@ class Flagger:
                 log.debug("closing the outbox connection: %s", exc)
         self._outbox_conn = None
 
-    def _get_producer(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = make_producer(self.settings, client_id="rapidtrace-flagger")
-        return self._producer
-
     def close(self) -> None:
-        """Release the outbox connection and the alert producer (the runner may call this on stop)."""
+        """Release the outbox connection (the runner calls this on stop)."""
         self._drop_outbox()
-        if self._producer is not None:
-            self._producer.close(timeout=5)
-            self._producer = None

@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from consumers.records import parse_reading
-from consumers.runner import PoisonRecord, Record
+from consumers.runner import PoisonRecord, Record, Sink
 from schemas.envelope import ReadingRecord
 from schemas.settings import Settings
 from storage.copy_text import copy_buffer
@@ -70,5 +70,5 @@ class ReadingStore:
         DUPLICATES.inc(len(rows) - inserted)
         return inserted
 
-    def after_commit(self, result: Any) -> None:
+    def after_commit(self, result: Any, out: Sink) -> None:
         return None

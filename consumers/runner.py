@@ -7,9 +7,10 @@ group) and retries the same batch until it succeeds; a record the handler
 cannot take even on its own becomes a dead letter with the reason.
 
 The loop owns its record source (:class:`RecordSource`; Kafka by default,
-:mod:`consumers.kafka_source`), one dead-letter sink (one Kafka producer) and
-its database connection; tests pass :mod:`consumers.testing`'s in-memory
-source and sink instead.  A source that reports its log started over (a
+:mod:`consumers.kafka_source`), one sink (:class:`Sink`, one Kafka producer)
+for its dead letters and whatever its handler publishes after a commit (the
+flagger's alerts, the chain's refusals), and its database connection; tests
+pass :mod:`consumers.testing`'s in-memory source and sink instead.  A source that reports its log started over (a
 memory-only broker restarted, a topic recreated) is reported loudly: a log
 line, ``rt_kafka_log_resets_total``, and a row that ``/healthz`` shows.
 """
@@ -20,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer
@@ -93,26 +95,50 @@ class RecordSource(Protocol):
     def close(self) -> None: ...
 
 
-class DeadLetterSink(Protocol):
-    """Where dead letters go; ``send`` returns once they are durable."""
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A record a handler has the loop produce."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+
+class Sink(Protocol):
+    """Where a loop's records go (its dead letters, and what its handler publishes): ``send`` and
+    ``send_all`` return once Kafka has every record, so offsets are committed only after them."""
 
     def send(self, topic: str, key: bytes, value: bytes) -> None: ...
+
+    def send_all(self, records: Sequence[Outgoing]) -> None: ...
 
     def close(self) -> None: ...
 
 
 class KafkaSink:
-    """Dead letters to Kafka through one producer, made on first use."""
+    """A loop's one Kafka producer, made on first use."""
 
     def __init__(self, settings: Settings, client_id: str) -> None:
         self._settings = settings
         self._client_id = client_id
         self._producer: Any = None
 
-    def send(self, topic: str, key: bytes, value: bytes) -> None:
+    def _get(self) -> Any:
         if self._producer is None:
             self._producer = make_producer(self._settings, client_id=self._client_id)
-        self._producer.send(topic, key=key, value=value).get(timeout=30)
+        return self._producer
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        self._get().send(topic, key=key, value=value).get(timeout=30)
+
+    def send_all(self, records: Sequence[Outgoing]) -> None:
+        if not records:
+            return
+        producer = self._get()
+        futures = [producer.send(r.topic, key=r.key, value=r.value) for r in records]
+        producer.flush(timeout=30)
+        for future in futures:
+            future.get(timeout=30)
 
     def close(self) -> None:
         if self._producer is not None:
@@ -123,7 +149,11 @@ class KafkaSink:
 class Handler(Protocol):
     """A consumer's logic.  Optionally it may also have ``tick(conn) -> result`` (idle-time work,
     run in a transaction on an empty poll at most every ``IDLE_TICK_S``, then ``after_commit``) and
-    ``close()`` (called once when the loop stops)."""
+    ``close()`` (called once when the loop stops).
+
+    ``after_commit`` runs once the batch's transaction committed and before the offsets are: what a
+    handler publishes (alerts from its outbox, dead letters it found) goes through the loop's one
+    :class:`Sink`, whose ``send_all`` returns once Kafka has every record."""
 
     name: str
 
@@ -131,7 +161,7 @@ class Handler(Protocol):
 
     def handle(self, conn: Connection, records: Sequence[Record]) -> Any: ...
 
-    def after_commit(self, result: Any) -> None: ...
+    def after_commit(self, result: Any, out: Sink) -> None: ...
 
 
 IDLE_TICK_S = 1.0
@@ -155,14 +185,14 @@ class ConsumerLoop:
     """Runs one handler; ``run`` returns when ``stop`` is set (after finishing the batch in hand)."""
 
     def __init__(self, handler: Handler, settings: Settings, stop: threading.Event,
-                 source: RecordSource | None = None, sink: DeadLetterSink | None = None) -> None:
+                 source: RecordSource | None = None, sink: Sink | None = None) -> None:
         self.handler = handler
         self.settings = settings
         self.stop = stop
         self._conn: Connection | None = None
         self._given_source = source
         self._source: RecordSource | None = None
-        self._sink: DeadLetterSink = sink or KafkaSink(settings, f"rapidtrace-{handler.name}")
+        self._sink: Sink = sink or KafkaSink(settings, f"rapidtrace-{handler.name}")
         self._last_tick = 0.0
 
     # --- connections ---
@@ -216,7 +246,7 @@ class ConsumerLoop:
                 log.exception("%s: idle-time work failed; it runs again on the next idle poll", self.handler.name)
             self._drop_db()
             return
-        self.handler.after_commit(result)
+        self.handler.after_commit(result, self._sink)
 
     def _write_one_by_one(self, records: Sequence[Record]) -> list[Any]:
         results = []
@@ -261,7 +291,7 @@ class ConsumerLoop:
                 if self.stop.is_set():
                     raise
         for result in results:
-            self.handler.after_commit(result)
+            self.handler.after_commit(result, self._sink)
         RECORDS.labels(self.handler.name).inc(len(records))
         BATCHES.labels(self.handler.name).inc()
 

@@ -38,7 +38,7 @@ from prometheus_client import Counter
 from consumers.flagger import Flagger
 from consumers.reading_store import ReadingStore
 from consumers.records import parse_reading
-from consumers.runner import Record
+from consumers.runner import Record, Sink
 from schemas.envelope import ReadingRecord
 from schemas.settings import Settings
 from storage.db import Connection, is_retriable, savepoint
@@ -88,8 +88,8 @@ class StoreAndJudge:
     def tick(self, conn: Connection) -> list[UUID]:
         return self.flagger.tick(conn)
 
-    def after_commit(self, result: Any) -> None:
-        self.flagger.after_commit(result)
+    def after_commit(self, result: Any, out: Sink) -> None:
+        self.flagger.after_commit(result, out)
 
     def close(self) -> None:
         self.flagger.close()

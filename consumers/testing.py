@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.kafka_source import LogReset
+from consumers.runner import Outgoing
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +95,20 @@ class MemorySource:
 
 
 class MemorySink:
-    """Dead letters kept in a list of ``(topic, key, value)``."""
+    """What a loop produces (its dead letters, its handler's records) kept in a list of
+    ``(topic, key, value)``."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
 
     def send(self, topic: str, key: bytes, value: bytes) -> None:
         self.sent.append((topic, key, value))
+
+    def send_all(self, records: Sequence[Outgoing]) -> None:
+        self.sent.extend((r.topic, r.key, r.value) for r in records)
+
+    def on(self, topic: str) -> list[tuple[str, bytes, bytes]]:
+        return [s for s in self.sent if s[0] == topic]
 
     def close(self) -> None:
         return None

@@ -24,6 +24,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from api.app import create_app
 from api.deps import Principal, get_principal
 from consumers.flagger import Flagger
+from consumers.runner import KafkaSink
 from domain import workflow
 from schemas.envelope import reading_headers
 from schemas.reading import Verdict
@@ -415,9 +416,11 @@ def test_alerts_left_by_a_crash_are_published_once(settings: Settings, clock: Cl
     # the process dies here: committed, never published
     restarted = Flagger(settings, clock=clock)
     new = run_batch(restarted, dsn, [record(payload(1000.0, 870.0, "suspicious"), offset=2)])
-    restarted.after_commit(new)
-    restarted.after_commit([])  # nothing pending any more
+    sink = KafkaSink(settings, "test-alerts")  # the loop's one producer, as the runner hands it over
+    restarted.after_commit(new, sink)
+    restarted.after_commit([], sink)  # nothing pending any more
     restarted.close()
+    sink.close()
     alerts = read_topic(settings, settings.topic_alerts, want=3)
     assert sorted(a["kind"] for a in alerts) == ["invalid", "positive", "suspicious"]
     assert len({a["failure_id"] for a in alerts}) == 3

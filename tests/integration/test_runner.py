@@ -39,7 +39,7 @@ class _Refuses:
             raise PoisonRecord("poison", "this value is poison")
         return self.inner.handle(conn, records)
 
-    def after_commit(self, result):
+    def after_commit(self, result, out):
         self.committed.append(result)
 
 

@@ -3,6 +3,7 @@ docker-compose deploy it: MQTT in, rows, verdicts and failures out, each reading
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 
@@ -103,5 +104,7 @@ def test_a_judging_defect_never_stops_storing(settings):
     assert sorted(r[0] for r in rows(dsn, "SELECT reading_id::text FROM verdicts")) == sorted(
         p["reading_id"] for p in payloads[:2])
     assert rows(dsn, "SELECT kind, reading_id::text FROM failures") == [("positive", payloads[1]["reading_id"])]
-    assert sink.sent == []
+    assert sink.on(settings.topic_deadletter) == []  # nothing dead-lettered
+    (alert,) = sink.on(settings.topic_alerts)  # the positive's alert, through the loop's one sink
+    assert json.loads(alert[2])["reading_id"] == payloads[1]["reading_id"]
     assert (REGISTRY.get_sample_value("rt_judging_failed_total") or 0.0) - before == 1
