@@ -2,6 +2,7 @@
 with timescaledb preloaded, and run pytest against it (its own ``RT_TEST_DATABASE_URL``).
 
     python -m tests.timescale_pg [--timescaledb DIR] -- PYTEST_ARGS...
+    python -m tests.timescale_pg --bench -- BENCH_ARGS...   # rapidtrace bench on that server
 
 ``DIR`` (default ``../shared/timescaledb`` beside the checkout) holds the build and its ``install.sh``;
 it is only read: the files are copied into the wheel's ``pginstall`` inside the venv.  The server runs
@@ -59,6 +60,8 @@ class PreloadedPostgres(EmbeddedPostgres):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timescaledb", type=Path, default=_default_source())
+    parser.add_argument("--bench", action="store_true",
+                        help="run `rapidtrace bench` (the production database path) instead of pytest")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     install(args.timescaledb)
@@ -66,9 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     server = PreloadedPostgres(work / "data", free_port(), log_dir=work)
     server.start()
     try:
-        env = {**os.environ, "RT_TEST_DATABASE_URL": server.admin_dsn, "RT_TEST_TIMESCALE": "required"}
-        print(f"TimescaleDB pass: PostgreSQL 18 with timescaledb preloaded at {server.admin_dsn}", flush=True)
+        env = {**os.environ, "RT_TEST_DATABASE_URL": server.admin_dsn, "RT_TEST_TIMESCALE": "required",
+               "RT_BENCH_DATABASE_URL": server.admin_dsn}
         extra = [a for a in args.pytest_args if a != "--"]
+        if args.bench:
+            print(f"rapidtrace bench on PostgreSQL 18 with timescaledb preloaded at {server.admin_dsn}", flush=True)
+            return subprocess.run([sys.executable, "-m", "runtime.cli", "bench", *extra], env=env,
+                                  check=False).returncode
+        print(f"TimescaleDB pass: PostgreSQL 18 with timescaledb preloaded at {server.admin_dsn}", flush=True)
         return subprocess.run([sys.executable, "-m", "pytest", *extra], env=env, check=False).returncode
     finally:
         server.stop()
