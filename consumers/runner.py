@@ -10,9 +10,10 @@ The loop owns its record source (:class:`RecordSource`; Kafka by default,
 :mod:`consumers.kafka_source`), one sink (:class:`Sink`, one Kafka producer)
 for its dead letters and whatever its handler publishes after a commit (the
 flagger's alerts, the chain's refusals), and its database connection; tests
-pass :mod:`consumers.testing`'s in-memory source and sink instead.  A source that reports its log started over (a
-memory-only broker restarted, a topic recreated) is reported loudly: a log
-line, ``rt_kafka_log_resets_total``, and a row that ``/healthz`` shows.
+pass :mod:`consumers.testing`'s in-memory source and sink instead.  A source
+that reports its log started over (a memory-only broker restarted, a topic
+recreated) is reported loudly: a log line, ``rt_kafka_log_resets_total``, and
+a row that ``/healthz`` shows.
 """
 
 from __future__ import annotations
