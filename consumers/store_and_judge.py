@@ -19,8 +19,8 @@ This is the deployment's consumer (``rapidtrace up``, ``docker-compose.yml``): m
 on 2026-12-01 (``rapidtrace bench --judging together|separate``, two runs each, alternating), it
 stored and judged 6,632 and 6,250 readings/s flat out against 5,754 and 5,536 for the two groups,
 with about a quarter less machine CPU a reading, and positive → SSE p99 at 1,000/s of 169-175 ms
-against 183 ms.  On 2026-11-29, on a machine three times slower, it was the other way round (one
-thread waiting on PostgreSQL for both halves in turn was the bottleneck): the two groups stay
+against 183 ms.  Earlier that day, with the machine three times slower, it was the other way round
+(one thread waiting on PostgreSQL for both halves in turn was the bottleneck): the two groups stay
 available for a site that wants the store's throughput independent of the flagger's.  Its group
 is its own (``…readings``): switching to it re-reads the topic from the start, which every write's
 idempotence makes harmless.
