@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from consumers.chain_review import review_held
-from consumers.runner import Outgoing, Record, Sink
+from consumers.runner import Record, Sink
 from domain.chain import (
     Problem,
     Rejection,
@@ -44,6 +44,7 @@ from domain.chain import (
     supersede_problems,
 )
 from domain.custody import Lot, custody_problems
+from ingest.kafka_out import Outgoing
 from schemas.certificate import SYSTEM_SUBMITTER, CertificateRecord, Submitter, submitter_of
 from schemas.common import describe_validation_error, utc_now
 from schemas.deadletter import deadletter_value

@@ -32,13 +32,14 @@ from uuid import UUID
 from prometheus_client import Counter
 
 from consumers.records import parse_reading
-from consumers.runner import Outgoing, Record, Sink
+from consumers.runner import Record, Sink
 from domain import failures as rules_of
 from domain import workflow
 from domain.anomaly import AnomalyRules, invalid_rate_anomaly, silent_devices
 from domain.failures import Judged, NewFailure, SubjectFailure, deadlines_from, fold_causes
 from domain.judging import Registry, Resolved, Signal, Thresholds, cutoff_disagrees, judge
 from domain.workflow import Kind
+from ingest.kafka_out import Outgoing
 from schemas.common import rfc3339, utc_now
 from schemas.envelope import ReadingRecord
 from schemas.reading import Method, Verdict

@@ -22,7 +22,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer
@@ -30,7 +29,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge
 
 from consumers.kafka_source import KafkaSource, LogReset, make_kafka_consumer
-from ingest.kafka_out import make_producer
+from ingest.kafka_out import Outgoing, make_producer, send_all
 from schemas.deadletter import deadletter_value
 from schemas.errors import InvalidInput
 from schemas.settings import Settings
@@ -96,15 +95,6 @@ class RecordSource(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A record a handler has the loop produce."""
-
-    topic: str
-    key: bytes
-    value: bytes
-
-
 class Sink(Protocol):
     """Where a loop's records go (its dead letters, and what its handler publishes): ``send`` and
     ``send_all`` return once Kafka has every record, so offsets are committed only after them."""
@@ -133,13 +123,8 @@ class KafkaSink:
         self._get().send(topic, key=key, value=value).get(timeout=30)
 
     def send_all(self, records: Sequence[Outgoing]) -> None:
-        if not records:
-            return
-        producer = self._get()
-        futures = [producer.send(r.topic, key=r.key, value=r.value) for r in records]
-        producer.flush(timeout=30)
-        for future in futures:
-            future.get(timeout=30)
+        if records:
+            send_all(self._get(), records, timeout_s=30, doing="sending a consumer's records")
 
     def close(self) -> None:
         if self._producer is not None:

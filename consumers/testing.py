@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.kafka_source import LogReset
-from consumers.runner import Outgoing
+from ingest.kafka_out import Outgoing
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ class MemorySink:
         self.sent.append((topic, key, value))
 
     def send_all(self, records: Sequence[Outgoing]) -> None:
-        self.sent.extend((r.topic, r.key, r.value) for r in records)
+        self.sent.extend((r.topic, r.key or b"", r.value) for r in records)
 
     def on(self, topic: str) -> list[tuple[str, bytes, bytes]]:
         return [s for s in self.sent if s[0] == topic]

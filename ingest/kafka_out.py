@@ -1,7 +1,12 @@
-"""Kafka producer side: the only ingest module that imports kafka-python."""
+"""Kafka producer side: the producer, send-and-wait, and kafka-python's errors as the project's.
+
+Besides ``ingest.kafka_admin`` (the admin client), the only ingest module that imports kafka-python.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaProducer
@@ -63,7 +68,6 @@ def make_producer(settings: Settings, *, client_id: str = "rapidtrace") -> Kafka
     )
 
 
-
 def kafka_error(exc: BaseException, doing: str = "the Kafka request") -> KafkaFailure:
     """The project's error for a kafka-python one (``raise kafka_error(e) from e``); retriable as kafka-python says."""
     if isinstance(exc, KafkaFailure):
@@ -71,3 +75,30 @@ def kafka_error(exc: BaseException, doing: str = "the Kafka request") -> KafkaFa
     if not isinstance(exc, KafkaError) or exc.retriable:  # timeouts, connection and leader errors
         return KafkaUnavailable(f"Kafka unavailable for {doing}: {exc or type(exc).__name__}")
     return KafkaRefused(f"Kafka refused {doing}: {exc or type(exc).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A record to send and wait for."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def send_all(producer: KafkaProducer, records: Sequence[Outgoing], timeout_s: float = 10.0,
+             doing: str = "sending records") -> None:
+    """Send ``records``, flush, and wait for every acknowledgement: records a caller must know are in
+    Kafka before it goes on (the API's certificate submissions, a consumer's alerts and dead letters
+    before its offsets). A :class:`~schemas.errors.KafkaFailure` (retriable or not, as kafka-python
+    says) when any is not acknowledged."""
+    if not records:
+        return
+    try:
+        futures = [producer.send(r.topic, key=r.key, value=r.value, headers=r.headers or None) for r in records]
+        producer.flush(timeout=timeout_s)
+        for future in futures:
+            future.get(timeout=timeout_s)
+    except KafkaError as exc:
+        raise kafka_error(exc, doing) from exc

@@ -33,7 +33,7 @@ from domain.chain import canonical_json, canonical_record
 from domain.chain_events import RapidTest
 from domain.epcis import epcis_document
 from domain.fsma import fsma_csv
-from ingest.kafka_send import Outgoing, send_all
+from ingest.kafka_out import Outgoing, send_all
 from schemas.certificate import CertificateRecord, Kind, Route, Submitter, SubmitterRole
 from schemas.deadletter import deadletter_value
 from schemas.errors import KafkaFailure
@@ -41,7 +41,7 @@ from schemas.settings import Settings
 from storage import chain_reads, chain_trace
 from storage.audit import record_audit_many
 
-if TYPE_CHECKING:  # the type only: the API sends through ingest/kafka_send.py
+if TYPE_CHECKING:  # the type only: the API sends through ingest.kafka_out.send_all
     from kafka import KafkaProducer
 
 router = APIRouter(tags=["certificates"])

@@ -7,7 +7,7 @@ Layers (a package may import its own modules and those listed; stdlib and third-
     storage     -> domain, schemas
     ingest      -> domain, schemas
     consumers   -> storage, domain, schemas, and the Kafka producer adapter ingest.kafka_out
-    api         -> storage, domain, schemas, and the Kafka adapters ingest.kafka_out, kafka_admin, kafka_send
+    api         -> storage, domain, schemas, and the Kafka adapters ingest.kafka_out, kafka_admin
     simulators  -> storage, domain, schemas, and ingest.kafka_out
     runtime, bench -> anything: they are the wiring
 
@@ -40,15 +40,13 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "bench": frozenset(PACKAGES),
 }
 ADAPTER_USERS = frozenset({"consumers", "api", "simulators"})  # may import KAFKA_ADAPTER besides their layers
-#: What the API may import of ingest/ besides the producer: consumer lag for ``GET /metrics``, send-and-wait
-#: for certificate submissions.
-API_ADAPTERS = frozenset({"ingest.kafka_admin", "ingest.kafka_send"})
-#: The modules that speak Kafka: the producer (ingest), the consumer (the runner and its source), topic set-up,
-#: the admin client that reads consumer lag and waits for a broker (ingest.kafka_admin, for api.metrics and
-#: runtime.embedded) and send-and-wait
-#: (ingest.kafka_send, for api.routes.certificates).
+#: What the API may import of ingest/ besides the producer: consumer lag for ``GET /metrics``.
+API_ADAPTERS = frozenset({"ingest.kafka_admin"})
+#: The modules that speak Kafka: the producer and send-and-wait (ingest.kafka_out), the consumer (the runner and
+#: its source), topic set-up, and the admin client that reads consumer lag and waits for a broker
+#: (ingest.kafka_admin, for api.metrics and runtime.embedded).
 KAFKA_ADAPTERS = frozenset({"ingest.kafka_out", "consumers.runner", "consumers.kafka_source", "runtime.kafka_topics",
-                            "ingest.kafka_admin", "ingest.kafka_send"})
+                            "ingest.kafka_admin"})
 
 #: (importing module, imported module) pairs that break a rule today, in files their owners are rewriting.
 #: Remove an entry when its import goes; never add one.

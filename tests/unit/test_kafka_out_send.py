@@ -1,4 +1,4 @@
-"""ingest/kafka_send.py: kafka-python's errors leave as the project's, with their cause. (Sending itself runs on
+"""ingest.kafka_out.send_all: kafka-python's errors leave as the project's, with their cause. (Sending itself runs on
 real Kafka wherever a test posts to /v1/certificates, e.g. tests/integration/test_auth_matrix.py.)"""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
-from ingest.kafka_send import Outgoing, send_all
+from ingest.kafka_out import Outgoing, send_all
 from schemas.errors import KafkaRefused, KafkaUnavailable
 
 
