@@ -44,10 +44,6 @@ class RecordError(InvalidInput):
     """A Kafka record that is not a reading the bridge wrote."""
 
 
-def reading_topic_of(market_id: str, station_id: str, device_id: str) -> str:
-    return f"rt/v1/markets/{market_id}/stations/{station_id}/devices/{device_id}/readings"
-
-
 def reading_headers(market_id: str, station_id: str, device_id: str, mqtt_topic: str,
                     received_at: datetime) -> list[tuple[str, bytes]]:
     """The version-1 headers (no compact form): consumers validate such a record's payload in full."""
@@ -186,10 +182,6 @@ class ReadingRecord(NamedTuple):
     received_at: datetime
     facts: ReadingFacts
     raw: str
-
-    @property
-    def mqtt_topic(self) -> str:
-        return reading_topic_of(self.market_id, self.station_id, self.device_id)
 
     @classmethod
     def from_kafka(cls, value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None) -> ReadingRecord:
