@@ -96,10 +96,8 @@ class RecordSource(Protocol):
 
 
 class Sink(Protocol):
-    """Where a loop's records go (its dead letters, and what its handler publishes): ``send`` and
-    ``send_all`` return once Kafka has every record, so offsets are committed only after them."""
-
-    def send(self, topic: str, key: bytes, value: bytes) -> None: ...
+    """Where a loop's records go (its dead letters, and what its handler publishes): ``send_all``
+    returns once Kafka has every record, so offsets are committed only after them."""
 
     def send_all(self, records: Sequence[Outgoing]) -> None: ...
 
@@ -118,9 +116,6 @@ class KafkaSink:
         if self._producer is None:
             self._producer = make_producer(self._settings, client_id=self._client_id)
         return self._producer
-
-    def send(self, topic: str, key: bytes, value: bytes) -> None:
-        self._get().send(topic, key=key, value=value).get(timeout=30)
 
     def send_all(self, records: Sequence[Outgoing]) -> None:
         if records:
@@ -199,7 +194,7 @@ class ConsumerLoop:
 
     def _dead_letter(self, record: Record, code: str, reason: str) -> None:
         value = deadletter_value("kafka", record.topic, record.value or b"", code, reason)
-        self._sink.send(self.settings.topic_deadletter, record.topic.encode(), value)
+        self._sink.send_all([Outgoing(self.settings.topic_deadletter, record.topic.encode(), value)])
         DEADLETTERED.labels(self.handler.name).inc()
         log.warning("%s: dead-lettered %s[%d]@%d: %s", self.handler.name, record.topic, record.partition,
                     record.offset, reason)

@@ -101,9 +101,6 @@ class MemorySink:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
 
-    def send(self, topic: str, key: bytes, value: bytes) -> None:
-        self.sent.append((topic, key, value))
-
     def send_all(self, records: Sequence[Outgoing]) -> None:
         self.sent.extend((r.topic, r.key or b"", r.value) for r in records)
 
