@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from schemas.errors import InvalidInput
-from schemas.reading import Method, Reading, Verdict
+from schemas.reading import Method, Verdict
 
 
 class Mode(StrEnum):
@@ -236,10 +236,6 @@ class Judgement:
     ratio: float | None = None
     concentration: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def signal_of(reading: Reading) -> Signal:
-    return Signal(reading.assay.method, reading.signal.c_line, reading.signal.t_line, reading.signal.inhibition_pct)
 
 
 def polynomial(coefficients: tuple[float, ...], x: float) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from domain.judging import Signal, Thresholds, judge, signal_of
+from domain.judging import Signal, Thresholds, judge
 from schemas.common import ID_RE
 from schemas.reading import Method, Reading, Verdict
 from simulators.fleet import ANALYTES, ENZYME_ANALYTE, CertificateRef, Fleet, FleetConfig, market_ids
@@ -29,7 +29,9 @@ def judged(fleet_items: list[tuple[str, dict[str, Any]]], th: Thresholds) -> lis
     out = []
     for _, payload in fleet_items:
         reading = Reading.model_validate(payload)
-        out.append((reading, judge(signal_of(reading), th).verdict))
+        signal = Signal(reading.assay.method, reading.signal.c_line, reading.signal.t_line,
+                        reading.signal.inhibition_pct)
+        out.append((reading, judge(signal, th).verdict))
     return out
 
 
