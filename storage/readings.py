@@ -42,21 +42,21 @@ class Conflict:
         )
 
 
-def claim_from_stage(conn: Connection, stage: str, staged: int | None = None) -> list[Conflict]:
+def claim_from_stage(conn: Connection, stage: str, staged: int) -> list[Conflict]:
     """Claim the ids of the staging table ``stage`` (columns reading_id, measured_at, raw jsonb, ord
     for arrival order) in ``reading_ids``; returns the rows that conflict with an earlier claim.
 
     The first claim of an id wins (by ``ord`` inside one batch); a later row with the same
-    measured_at and payload is a redelivery, not a conflict.  ``staged`` (the stage's row count,
-    when the caller knows it): a claim of every staged row can have no conflict, so the check
-    that would compare them with the claims is skipped (the usual batch: every id new)."""
+    measured_at and payload is a redelivery, not a conflict.  ``staged`` is the stage's row count:
+    a claim of every staged row can have no conflict, so the check that would compare them with
+    the claims is skipped (the usual batch: every id new)."""
     with conn.cursor() as cur:
         cur.execute(
             f"INSERT INTO reading_ids (reading_id, measured_at, content_sha256) "
             f"SELECT s.reading_id, s.measured_at, {_CONTENT} FROM {stage} s ORDER BY s.ord "
             "ON CONFLICT (reading_id) DO NOTHING"
         )
-        if staged is not None and cur.rowcount == staged:
+        if cur.rowcount == staged:
             return []
         cur.execute(
             f"SELECT s.reading_id, i.measured_at, s.measured_at, i.measured_at = s.measured_at, s.ord FROM {stage} s "
