@@ -245,6 +245,8 @@ def test_console_words_summaries_in_the_pages_language(
         assert page.status_code == 200
         shows(page.text, zh, (kind,))
         assert f'<span id="failure-summary">{zh[kind]}</span>' in page.text
+    reasoned = client.get(f"/console/failures/{ids['positive']}").text
+    assert '<span class="muted" id="server-reason">T/C 比值 0.5 ≤ 阳性阈值 0.8</span>' in reasoned  # not T/C 0.5 <= 0.8
     shows(client.get("/console/", params={"lang": "en"}).text, en)
     english = client.get(f"/console/failures/{ids['verdict_mismatch']}")  # the cookie the switch set
     assert en["verdict_mismatch"] in english.text

@@ -22,6 +22,7 @@ from api.web.console.deps import Session
 from api.web.console.forms import form_fields
 from api.web.console.labels import kind_labels, state_labels, with_summaries
 from api.web.console.session import check_csrf
+from api.web.failure_text import reason_text
 from api.web.templating import language_of, render
 from domain import workflow
 from storage.db import Connection
@@ -45,6 +46,8 @@ def _page(request: Request, session: Any, db: Connection, detail: dict[str, Any]
           error: dict[str, Any] | None = None, status: int = 200, submitted: dict[str, str] | None = None) -> Response:
     lang = language_of(request)
     with_summaries(db, [detail], lang)
+    if detail.get("verdict"):
+        detail["verdict"]["reason_text"] = reason_text(lang, detail["verdict"])
     deadline = detail.get("objection_deadline")
     context = {
         "section": "today", "f": detail, "now": now, "kind_labels": kind_labels(lang),
