@@ -55,8 +55,9 @@ def summarise(raw: Path, top: int) -> tuple[int, list[tuple[str, int]], list[tup
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--readings", type=int, default=60_000)
-    parser.add_argument("--consumers", nargs="+", default=["store", "deadletters"],
-                        help="consumers of the consumer process (add flagger to profile it too)")
+    parser.add_argument("--consumers", nargs="+", default=["readings", "deadletters"],
+                        help="consumers of the consumer process (the deployment's by default; "
+                             "store deadletters for the store alone)")
     parser.add_argument("--database-url", default=DEFAULT_ADMIN_DSN)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--rate", type=int, default=97, help="py-spy samples per second")
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)
         sent, _ = _publish_flat_out(stack.settings.mqtt_url, messages, 1, work)
         flat = _collect(stack.settings.database_url, sent, base)
-        if "flagger" in args.consumers:
+        if {"flagger", "readings"} & set(args.consumers):  # they judge: wait for the verdicts too
             while _stored_count(stack.settings.database_url, "verdicts") < base + len(sent):
                 time.sleep(0.5)
         cpu = {n: sum(psutil.Process(p.pid).cpu_times()[:2]) - cpu0[n] for n, p in stack.children.items()}

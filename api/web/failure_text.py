@@ -223,11 +223,7 @@ _BUILDERS: dict[str, Callable[[_Words, Mapping[str, Any]], str]] = {
 def reason_text(lang: str, verdict: Mapping[str, Any]) -> str:
     """Why the server judged a strip so (a verdict's ``rule``, ``server_result``, ``ratio`` and
     ``thresholds``) in ``lang``, as a strip's summary words it; the stored ``reason`` otherwise."""
-    try:
-        worded = _reason(_Words(lang), verdict)
-    except (_Missing, KeyError, TypeError, ValueError):
-        worded = None
-    return worded or str(verdict.get("reason") or "")
+    return _reason(_Words(lang), verdict) or str(verdict.get("reason") or "")
 
 
 def failure_text(lang: str, f: Mapping[str, Any]) -> str:
